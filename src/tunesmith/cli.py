@@ -1,0 +1,210 @@
+"""The `tunesmith` command: a thin typer layer over the Python API.
+
+Every command that takes a config accepts `--set section.key=value` (repeatable). User errors
+(TunesmithError) print as one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tunesmith.config import Config, field_help, load_config
+from tunesmith.errors import TunesmithError
+
+app = typer.Typer(
+    help="Fine-tune a language model on your own data and prove, with numbers, whether it helped.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def _settings_help() -> str:
+    """Every config key with its default and description, generated from the pydantic models."""
+    lines = ["Config keys (YAML, or --set KEY=VALUE):"]
+    lines += [f"  {key} = {default}  -- {doc}" for key, default, doc in field_help(Config)]
+    return "\n\n".join(["\b\n" + "\n".join(lines)])
+
+
+SETTINGS_HELP = _settings_help()
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set train.max_steps=20 (repeatable)."),
+]
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see the keys below).")]
+TargetArg = Annotated[str, typer.Argument(help="A run directory, exported folder, hub id, .gguf file or model name.")]
+
+
+def _config(path: Path | None, overrides: list[str] | None) -> Config:
+    return load_config(path, overrides or [])
+
+
+def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
+    """A run directory's resolved config (with overrides), so eval/compare see what training saw."""
+    config_path = run_dir / "config.yaml" if run_dir.is_dir() else run_dir
+    if not config_path.is_file():
+        raise TunesmithError(f"{run_dir} is not a run directory (no config.yaml): give RUN_DIR of a `tunesmith run`")
+    config = load_config(config_path, overrides or [])
+    if run_dir.is_dir() and Path(config.run_dir).resolve() != run_dir.resolve():
+        config = config.model_copy(update={"run_dir": str(run_dir)})
+    return config
+
+
+@app.command(epilog=SETTINGS_HELP)
+def quickstart(set_: SetOption = None) -> None:
+    """Run the whole cycle on the embedded model and the bundled example data."""
+    from tunesmith.pipeline import quickstart as run_quickstart
+
+    result = run_quickstart(overrides=set_ or [])
+    print(result.table)
+    print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+
+
+@app.command(epilog=SETTINGS_HELP)
+def run(config: ConfigArg, set_: SetOption = None) -> None:
+    """Prepare data, train, evaluate base vs few-shot vs tuned, and write the report."""
+    resolved = _config(config, set_)
+    from tunesmith.pipeline import run as run_pipeline
+
+    result = run_pipeline(resolved)
+    print(result.table)
+    print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+
+
+@app.command(epilog=SETTINGS_HELP)
+def prep(
+    config: ConfigArg,
+    set_: SetOption = None,
+    show: Annotated[int, typer.Option(help="Print N prepared examples with masked tokens made visible.")] = 1,
+) -> None:
+    """Load, template, tokenize and split the data; print the data report."""
+    resolved = _config(config, set_)
+    from tunesmith.data.prepare import prepare
+
+    result = prepare(resolved, show=show)
+    print(result.summary)
+
+
+@app.command(epilog=SETTINGS_HELP)
+def train(
+    config: ConfigArg,
+    set_: SetOption = None,
+    resume: Annotated[bool | None, typer.Option("--resume/--no-resume", help="Resume from the latest checkpoint (default: the config's train.resume).")] = None,
+) -> None:
+    """Fine-tune (LoRA or full) into the run directory; resumable."""
+    resolved = _config(config, set_)
+    from tunesmith.train import train as run_train
+
+    result = run_train(resolved, resume=resume)
+    print(f"weights: {result.output_dir}")
+
+
+@app.command(name="eval")
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (or its config.yaml).")],
+    set_: SetOption = None,
+    model: Annotated[str, typer.Option(help="Which model to evaluate: tuned, base or few_shot.")] = "tuned",
+) -> None:
+    """Metrics of one model on the held-out split."""
+    config = _run_dir_config(run_dir, set_)
+    from tunesmith.evaluate import evaluate, format_table
+
+    metrics = evaluate(config, model=model)
+    print(format_table({model: metrics}))
+
+
+@app.command()
+def compare(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (or its config.yaml).")],
+    set_: SetOption = None,
+) -> None:
+    """Base zero-shot vs base few-shot vs fine-tuned on the held-out split, plus the report."""
+    config = _run_dir_config(run_dir, set_)
+    from tunesmith.evaluate import compare as run_compare
+    from tunesmith.evaluate import format_table
+    from tunesmith.report import write_report
+
+    metrics = run_compare(config)
+    md, html = write_report(Path(config.run_dir))
+    print(format_table(metrics))
+    print(f"\nreport: {html}")
+
+
+@app.command()
+def chat(
+    target: TargetArg,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.7,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    system: Annotated[str | None, typer.Option(help="System message.")] = None,
+) -> None:
+    """Chat with a base or fine-tuned model in the terminal (/reset, /exit)."""
+    from tunesmith.use.chat import chat as run_chat
+
+    run_chat(target, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, system=system)
+
+
+@app.command()
+def generate(
+    target: TargetArg,
+    input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or CSV of prompts.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL written in input order.")],
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+) -> None:
+    """Batch-generate answers for a file of prompts."""
+    from tunesmith.use.generate_file import generate_file
+
+    result = generate_file(
+        target, input, output, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        temperature=temperature, top_p=top_p,
+    )
+    print(result.summary())
+
+
+@app.command()
+def serve(
+    target: TargetArg,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    api_key: Annotated[str | None, typer.Option(envvar="TUNESMITH_API_KEY", help="Require this Bearer token.")] = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Requests decoded together.")] = 8,
+) -> None:
+    """Serve a model over an OpenAI-compatible HTTP API."""
+    from tunesmith.serve import serve as run_serve
+
+    run_serve(target, host=host, port=port, api_key=api_key, max_batch=max_batch)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory with adapter/ or model/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the standalone model to.")],
+    merge: Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base weights.")] = True,
+    gguf: Annotated[bool, typer.Option(help="Also write a GGUF file (needs a converter).")] = False,
+) -> None:
+    """Write a standalone Hugging Face model folder (merged adapter, tokenizer, template)."""
+    from tunesmith.use.export import export as run_export
+
+    print(f"exported: {run_export(run_dir, out, merge=merge, gguf=gguf)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors become one line and exit status 2."""
+    try:
+        app(args=argv)
+    except TunesmithError as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,222 @@
+"""The run configuration: pydantic models that are the single source of defaults and help text.
+
+A YAML file is validated against `Config`; `--set section.key=value` overrides are applied
+before validation. Errors name the field, show what was given, and hint at the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tunesmith.errors import TunesmithError
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are re-validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(Section):
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
+    )
+
+
+class DataConfig(Section):
+    path: str = Field("examples/lumen_faq.jsonl", description="Training data: a file or a folder.")
+    test_path: str | None = Field(None, description="Separate test data; if set, test_size is ignored.")
+    format: Literal["auto", "qa", "alpaca", "prompt_completion", "messages", "text"] = Field(
+        "auto", description="Row shape; 'auto' guesses from the columns and says what it chose."
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map canonical field names to your columns, e.g. {question: q, answer: a}.",
+    )
+    template: str = Field(
+        "auto",
+        description="Prompt template: auto, alpaca, qa, chatml, none, or a format string with {prompt}.",
+    )
+    system_prompt: str | None = Field(None, description="System message added to every example.")
+    max_length: int = Field(512, ge=8, description="Maximum tokens per example (prompt + response).")
+    truncation_side: Literal["left", "right"] = Field("right", description="Which end truncation cuts.")
+    train_on_prompt: bool = Field(False, description="Also compute the loss on prompt tokens.")
+    packing: bool = Field(False, description="Pack examples into full rows (no cross-attention).")
+    test_size: float = Field(0.1, gt=0, description="Held-out share (< 1) or count (>= 1) of examples.")
+    seed: int = Field(42, description="Seed of the train/test split.")
+    on_bad_rows: Literal["error", "skip"] = Field("error", description="Stop on bad rows, or skip and report.")
+    num_proc: int = Field(1, ge=1, description="Processes for tokenization.")
+
+    @model_validator(mode="after")
+    def _test_size_is_count_or_fraction(self) -> DataConfig:
+        if self.test_size >= 1 and self.test_size != int(self.test_size):
+            raise ValueError("test_size must be a fraction below 1 or a whole count of examples")
+        return self
+
+
+class TrainConfig(Section):
+    method: Literal["lora", "full", "qlora"] = Field("lora", description="Fine-tuning method.")
+    epochs: float = Field(3, gt=0, description="Passes over the training split.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimizer step, per device.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="'auto' picks bf16 where the hardware has it, else fp16 on GPU, else fp32."
+    )
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        "auto", description="Trade compute for memory; 'auto' lets the memory estimate decide."
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    log_every: int = Field(5, ge=1, description="Steps between train_log.jsonl records.")
+    eval_every: int | None = Field(None, ge=1, description="Steps between eval-loss measurements.")
+    save_every: int = Field(50, ge=1, description="Steps between checkpoints.")
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk.")
+    early_stopping_patience: int | None = Field(None, ge=1, description="Evals without improvement.")
+    keep_best: bool = Field(False, description="Final model = the checkpoint with the best eval loss.")
+    resume: Literal["auto", "never", "always"] = Field("auto", description="Resume from a checkpoint.")
+    fsdp: bool = Field(False, description="Shard with FSDP under torchrun (else DDP).")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Extra logging.")
+    seed: int = Field(42, description="Seed for data order, adapter init and dropout.")
+
+
+class EvalConfig(Section):
+    max_new_tokens: int = Field(64, ge=1, description="Generation limit per answer.")
+    batch_size: int = Field(16, ge=1, description="Prompts generated together.")
+    few_shot: int = Field(3, ge=0, description="Examples from train put in the prompt-engineering baseline.")
+    extract: str | None = Field(None, description="Regex that pulls the answer out before matching.")
+    task_type: Literal["auto", "extraction", "expansion"] = Field("auto", description="Which metrics lead.")
+    max_examples: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")
+    choices_path: str | None = Field(None, description="Multiple-choice JSONL scored by log-likelihood.")
+
+
+class Config(Section):
+    model: str = Field(EMBEDDED_MODEL, description="Hub id, local folder, .gguf file, or the embedded default.")
+    run_dir: str = Field("runs/quickstart", description="Where everything this run writes goes.")
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub (off for safety).")
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.max_steps=20` -> (['train', 'max_steps'], 20). Values are parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise TunesmithError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.max_steps=20")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if value is None and raw.strip() not in ("null", "~", "None"):
+        value = raw  # e.g. a regex starting with '#', which YAML would read as a comment
+    elif value == "None":
+        value = None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted key in a nested dict (copying nothing the caller keeps)."""
+    for item in overrides:
+        path, value = parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise TunesmithError(f"--set {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or start from defaults), apply `--set` overrides, validate."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TunesmithError(f"config file {path} does not exist") from None
+        except OSError as err:
+            raise TunesmithError(f"cannot read config {path}: {err.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise TunesmithError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        if not isinstance(raw, dict):
+            raise TunesmithError(f"{path}: the config must be a mapping of keys to values")
+    raw = apply_overrides(raw, overrides or [])
+    return validate_config(raw, source)
+
+
+def validate_config(raw: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        lines = [_describe(e) for e in err.errors()[:5]]
+        more = f" (and {err.error_count() - 5} more)" if err.error_count() > 5 else ""
+        raise TunesmithError(f"{source}: " + "; ".join(lines) + more) from None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One pydantic error as `field: problem (hint)`."""
+    loc = [str(p) for p in error["loc"]]
+    field = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        section = _section_at(loc[:-1])
+        names = list(section.model_fields) if section else []
+        close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+        hint = f"did you mean '{'.'.join(loc[:-1] + close)}'?" if close else "known keys: " + ", ".join(names)
+        return f"unknown key '{field}' ({hint})"
+    msg = error["msg"].removeprefix("Value error, ")
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) else f", got {given!r}"
+    return f"{field or 'config'}: {msg}{shown}"
+
+
+def _section_at(path: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def field_help(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every leaf setting; `--help` prints this."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += field_help(annotation, f"{prefix}{name}.")
+        else:
+            default = field.get_default(call_default_factory=True)
+            rows.append((f"{prefix}{name}", repr(default), field.description or ""))
+    return rows
