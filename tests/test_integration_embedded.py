@@ -16,7 +16,8 @@ def embedded():
 def test_embedded_model_knows_the_capital_of_france(embedded):
     from tunesmith.data.tokenize import encode_prompt
 
-    ids = encode_prompt(embedded.tokenizer, embedded.template, [{"role": "user", "content": "What is the capital of France?"}])
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    ids = encode_prompt(embedded.tokenizer, embedded.template, question)
     with torch.no_grad():
         out = embedded.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False)
     answer = embedded.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)

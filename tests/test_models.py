@@ -40,7 +40,7 @@ def test_hub_id_offline_without_cache_says_what_to_do(tmp_path, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(TunesmithError, match="not in the local Hugging Face cache .*offline.*download it once while online"):
+    with pytest.raises(TunesmithError, match="not in the local Hugging Face cache .*offline.*download it once"):
         resolve_model("acme/never-downloaded")
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tunesmith.config import Config, field_help, load_config
 from tunesmith.errors import TunesmithError
@@ -96,7 +97,10 @@ def prep(
 def train(
     config: ConfigArg,
     set_: SetOption = None,
-    resume: Annotated[bool | None, typer.Option("--resume/--no-resume", help="Resume from the latest checkpoint (default: the config's train.resume).")] = None,
+    resume: Annotated[
+        bool | None,
+        typer.Option("--resume/--no-resume", help="Resume from the latest checkpoint (default: train.resume)."),
+    ] = None,
 ) -> None:
     """Fine-tune (LoRA or full) into the run directory; resumable."""
     resolved = _config(config, set_)
@@ -144,11 +148,12 @@ def chat(
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
     system: Annotated[str | None, typer.Option(help="System message.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling (repeatable answers).")] = None,
 ) -> None:
     """Chat with a base or fine-tuned model in the terminal (/reset, /exit)."""
     from tunesmith.use.chat import chat as run_chat
 
-    run_chat(target, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, system=system)
+    run_chat(target, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, system=system, seed=seed)
 
 
 @app.command()
@@ -160,13 +165,14 @@ def generate(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
 ) -> None:
     """Batch-generate answers for a file of prompts."""
     from tunesmith.use.generate_file import generate_file
 
     result = generate_file(
         target, input, output, max_new_tokens=max_new_tokens, batch_size=batch_size,
-        temperature=temperature, top_p=top_p,
+        temperature=temperature, top_p=top_p, seed=seed,
     )
     print(result.summary())
 
@@ -189,7 +195,7 @@ def serve(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory with adapter/ or model/.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the standalone model to.")],
-    merge: Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base weights.")] = True,
+    merge: Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base.")] = True,
     gguf: Annotated[bool, typer.Option(help="Also write a GGUF file (needs a converter).")] = False,
 ) -> None:
     """Write a standalone Hugging Face model folder (merged adapter, tokenizer, template)."""
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except TunesmithError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

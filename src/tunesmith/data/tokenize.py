@@ -8,7 +8,6 @@ trained segment (an assistant turn) ends with EOS.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from tunesmith.data.templates import Segment, Template
@@ -95,7 +94,7 @@ class _Rules:
 
 
 class Encoder:
-    """Canonical examples -> truncated input_ids and labels; a batched `datasets.map` function.
+    """Canonical examples -> truncated input_ids and labels, a batch at a time (one tokenizer call).
 
     Args:
         max_length: the most tokens kept per example.
@@ -134,14 +133,3 @@ class Encoder:
             keep = slice(0, self.max_length) if self.truncation_side == "right" else slice(cut, None)
             ids, labels, response = ids[keep], labels[keep], response[keep]
         return Encoded(ids, labels, prompt_tokens, response_tokens, sum(response))
-
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        """Batched map: columns example (JSON), source -> input_ids, labels and length statistics."""
-        encoded = self.encode_many([json.loads(e) for e in batch["example"]])
-        return {
-            "input_ids": [e.input_ids for e in encoded],
-            "labels": [e.labels for e in encoded],
-            "prompt_tokens": [e.prompt_tokens for e in encoded],
-            "response_tokens": [e.response_tokens for e in encoded],
-            "response_kept": [e.response_kept for e in encoded],
-        }

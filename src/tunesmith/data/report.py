@@ -1,0 +1,101 @@
+"""The data report: data_report.json (numbers and checks) and the short human summary prep prints."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunesmith.data.stats import length_summary, padding_report
+
+STATUS_MARK = {"ok": "ok     ", "warning": "WARNING", "error": "ERROR  "}
+
+
+def assemble(*, data, batch_size: int, tokenizer, template, loaded, test_loaded, rows_loaded: int, numbers: dict,
+             keep: np.ndarray, n_test: int, n_train_rows: int, leakage, test_sources, train_sources,
+             within_train: int, checks: list) -> dict:
+    """Everything prep found, as a JSON-ready dict (keys documented in docs/ARCHITECTURE.md)."""
+    loads = [r for r in (loaded, test_loaded) if r is not None]
+    lengths = numbers["length"][keep]
+    trained = int(numbers["trained_tokens"][keep].sum())
+    response, kept = numbers["response_tokens"], numbers["response_kept"]
+    return {
+        "rows_loaded": rows_loaded,
+        "rows_rejected": sum(r.rejected_count for r in loads),
+        "rejected": [{"source": b.source, "problem": b.problem} for r in loads for b in r.rejected],
+        "format": loaded.chosen_format,
+        "format_reason": loaded.format_reason,
+        "template": template.name,
+        "tokenizer": {"name": str(getattr(tokenizer, "name_or_path", "")), "bos": tokenizer.bos_token,
+                      "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
+        "settings": {k: getattr(data, k) for k in ("path", "test_path", "test_size", "seed", "max_length",
+                                                   "truncation_side", "train_on_prompt", "packing")},
+        "train_examples": int(keep.sum()),
+        "train_rows": n_train_rows,
+        "test_examples": n_test,
+        "left_out_examples": int((~keep).sum()),
+        "lengths": {
+            "prompt": length_summary(numbers["prompt_tokens"]),
+            "response": length_summary(response),
+            "total": length_summary(numbers["length"]),
+        },
+        "truncated": {
+            "examples": int(np.sum(numbers["prompt_tokens"] + response > data.max_length)),
+            "whole_response_lost": int(np.sum((kept == 0) & (response > 0))),
+            "part_response_lost": int(np.sum((kept > 0) & (kept < response))),
+        },
+        "padding_waste": padding_report(lengths, _packed(lengths, data.max_length), batch_size, data.seed),
+        "trained_token_fraction": round(trained / max(1, int(lengths.sum())), 4),
+        "duplicates": {
+            "train_repeated_prompts": within_train,
+            "test_in_train_exact": len(leakage.exact),
+            "test_in_train_near": len(leakage.near),
+            "near_pairs": [{"test": test_sources(np.array([t]))[0], "train": _train_source(train_sources, r),
+                            "similarity": s} for t, r, s in leakage.near_pairs],
+        },
+        "checks": {c.name: {k: v for k, v in c.as_dict().items() if k != "name"} for c in checks},
+    }
+
+
+def _packed(lengths: np.ndarray, capacity: int) -> np.ndarray:
+    """Row lengths as packing (best-fit decreasing) makes them."""
+    from tunesmith.data.pack import pack_bins
+
+    return np.asarray([int(lengths[row].sum()) for row in pack_bins(lengths, capacity)], dtype=np.int64)
+
+
+def _train_source(train_sources, position: int) -> str | None:
+    return train_sources(np.array([position]))[0] if position >= 0 else None
+
+
+def summary(report: dict, previews: list[str], location: str, cached: bool) -> str:
+    """A few lines a user reads before spending training time: counts, lengths, waste, checks, examples."""
+    n = report
+    lengths, truncated, waste = n["lengths"], n["truncated"], n["padding_waste"]
+    settings = n["settings"]
+    lines = [
+        f"data: {settings['path']} — format {n['format']} ({n['format_reason']}), template {n['template']}",
+        f"rows: {n['rows_loaded']:,} loaded, {n['rows_rejected']:,} rejected → {n['train_examples']:,} train, "
+        f"{n['test_examples']:,} test ({n['left_out_examples']:,} left out of train)",
+        "tokens per train example (min / median / p95 / max; total after truncation): " + "; ".join(
+            f"{part} {s['min']} / {s['median']} / {s['p95']} / {s['max']}" for part, s in lengths.items()),
+        f"truncation at {settings['max_length']} ({settings['truncation_side']}): {truncated['examples']:,} cut, "
+        f"{truncated['part_response_lost']:,} lose part of the answer, "
+        f"{truncated['whole_response_lost']:,} all of it",
+        f"padding at batch {waste['batch_size']}: {waste['random']:.1%} in random batches, "
+        f"{waste['length_grouped']:.1%} length-grouped, {waste['packed']:.1%} packed"
+        + (f" (packing on: {n['train_rows']:,} rows)" if settings["packing"] else ""),
+        f"trained tokens: {n['trained_token_fraction']:.1%} of all tokens"
+        + (" (train_on_prompt)" if settings["train_on_prompt"] else " (prompts masked)"),
+        f"duplicates: {n['duplicates']['train_repeated_prompts']:,} repeated prompts in train; test prompts in "
+        f"train: {n['duplicates']['test_in_train_exact']:,} verbatim, {n['duplicates']['test_in_train_near']:,} near",
+        "checks:",
+    ]
+    for name, check in n["checks"].items():
+        where = f" (e.g. {', '.join(check['sources'][:3])})" if check["sources"] else ""
+        lines.append(f"  {STATUS_MARK.get(check['status'], check['status'])} {name:16} {check['message']}{where}")
+    if n["rows_rejected"]:
+        lines.append("rejected rows: " + "; ".join(f"{r['source']}: {r['problem']}" for r in n["rejected"][:3])
+                     + (" …" if n["rows_rejected"] > 3 else ""))
+    lines += previews
+    took = f"prepared in {n.get('seconds', 0):.1f} s, peak memory {n.get('peak_rss_mb', 0):,} MB"
+    lines.append(f"{'cached (data, settings and tokenizer unchanged; ' + took + ')' if cached else took}: {location}")
+    return "\n".join(lines)
