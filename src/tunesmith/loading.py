@@ -79,7 +79,9 @@ def _load_model_spec(spec: str, dtype, trust: bool, device: str | None) -> Loade
     tokenizer = load_tokenizer(resolved.path, trust)
     template = _saved_template(resolved.path) or resolve_template("auto", tokenizer)
     model = _load_weights(resolved.path, dtype, trust, device)
-    return LoadedModel(model, tokenizer, template, resolved.spec)
+    local = Path(spec).expanduser().resolve()
+    name = {"folder": local.name, "gguf": local.stem}.get(resolved.kind, resolved.spec)
+    return LoadedModel(model, tokenizer, template, name)
 
 
 def _load_run(run: RunDir, dtype, base_only: bool, device: str | None) -> LoadedModel:

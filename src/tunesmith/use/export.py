@@ -1,0 +1,109 @@
+"""`tunesmith export RUN_DIR --merge --out DIR`: a standalone Hugging Face model folder from a run.
+
+The LoRA adapter is merged into the base weights; the folder holds safetensors weights, the
+tokenizer with its chat template set to the *training* template, a generation config whose EOS
+ids stop where training taught the model to stop, and template.json for tunesmith itself.
+Plain `transformers` loads it without tunesmith. `--gguf` also writes model.gguf with
+llama.cpp's converter, when one is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tunesmith.data.templates import Template
+from tunesmith.errors import TunesmithError
+from tunesmith.loading import TEMPLATE_FILE, load_for_use
+from tunesmith.runs import atomic_write_text
+from tunesmith.serve.decoding import stop_token_ids
+from tunesmith.use.chat_template import template_as_jinja
+
+CONVERTER_ENV = "TUNESMITH_GGUF_CONVERTER"
+CONVERTER_NAMES = ("convert_hf_to_gguf.py", "convert-hf-to-gguf")
+
+
+def export(run_dir: str | Path, out: str | Path, *, merge: bool = True, gguf: bool = False) -> Path:
+    """Write the model of `run_dir` (or any model target) to the new folder `out`; return `out`."""
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TunesmithError(f"--out {out} already exists and is not empty; choose a new folder")
+    converter = find_gguf_converter() if gguf else None
+    if gguf and converter is None:
+        raise TunesmithError(
+            f"--gguf needs llama.cpp's converter, which was not found: set {CONVERTER_ENV}=/path/to/"
+            "convert_hf_to_gguf.py (or put it on PATH), or export without --gguf and convert the folder later"
+        )
+    loaded = load_for_use(run_dir)
+    model = loaded.model
+    if hasattr(model, "merge_and_unload"):
+        if not merge:
+            raise TunesmithError(f"{run_dir} holds a LoRA adapter, which needs --merge to become a standalone model "
+                                 f"(the adapter alone is already in {Path(run_dir) / 'adapter'})")
+        model = model.merge_and_unload()
+    write_standalone(model, loaded.tokenizer, loaded.template, out, source=loaded.name)
+    if converter is not None:
+        convert_to_gguf(converter, out)
+    return out
+
+
+def write_standalone(model, tokenizer, template: Template, out: Path, source: str = "") -> None:
+    """Save model + tokenizer + training template into `out`, atomically (a staging folder renamed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        eos_ids = sorted(stop_token_ids(model, tokenizer, template.stop_strings))
+        generation = model.generation_config
+        generation.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
+        generation.pad_token_id = tokenizer.pad_token_id
+        generation.bos_token_id = tokenizer.bos_token_id
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.chat_template = template_as_jinja(template, tokenizer)
+        tokenizer.save_pretrained(staging)
+        template.save(staging / TEMPLATE_FILE)
+        atomic_write_text(staging / "README.md", _model_card(source, template))
+        if out.exists():
+            out.rmdir()  # empty, checked by the caller
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def find_gguf_converter() -> Path | None:
+    """llama.cpp's HF -> GGUF script: $TUNESMITH_GGUF_CONVERTER, then PATH."""
+    configured = os.environ.get(CONVERTER_ENV)
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise TunesmithError(f"{CONVERTER_ENV}={configured} does not exist")
+        return path
+    found = next((shutil.which(name) for name in CONVERTER_NAMES if shutil.which(name)), None)
+    return Path(found) if found else None
+
+
+def convert_to_gguf(converter: Path, folder: Path) -> Path:
+    """Run the converter on the exported folder, writing folder/model.gguf."""
+    target = folder / "model.gguf"
+    partial = folder / ".model.gguf.partial"
+    command = [sys.executable, str(converter)] if converter.suffix == ".py" else [str(converter)]
+    result = subprocess.run([*command, str(folder), "--outfile", str(partial)], capture_output=True, text=True)
+    if result.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        raise TunesmithError(f"GGUF conversion failed (the Hugging Face export in {folder} is complete):\n{tail}")
+    partial.rename(target)
+    return target
+
+
+def _model_card(source: str, template: Template) -> str:
+    return (
+        f"# {source or 'model'} (exported by tunesmith)\n\n"
+        "Standalone weights (a LoRA adapter is merged in), loadable with\n"
+        "`AutoModelForCausalLM.from_pretrained(<this folder>)`. The tokenizer's chat template is the\n"
+        f"training template (`{template.name}`): `tokenizer.apply_chat_template(messages,\n"
+        "add_generation_prompt=True)` renders prompts exactly as in training.\n"
+    )
