@@ -1,0 +1,106 @@
+"""Multiple-choice benchmarks scored by log-likelihood, the way ARC, HellaSwag and MMLU are.
+
+Each line of the JSONL file is `{"question": str, "choices": [str, ...], "answer": int}`
+(`answer` is the 0-based index of the right choice). The question is rendered with the run's
+template as a user turn; each choice is scored as the assistant's answer. `accuracy` picks the
+choice with the highest summed log-likelihood, `accuracy_norm` the highest per UTF-8 byte of the
+choice (lm-evaluation-harness's acc_norm), which does not favour short choices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith.data.templates import Template
+from tunesmith.data.tokenize import encode_prompt
+from tunesmith.errors import TunesmithError
+from tunesmith.evaluate.loglik import continuation_logprobs
+
+FIELD_HINT = 'each line must look like {"question": "...", "choices": ["...", "..."], "answer": 0}'
+
+
+@dataclass(frozen=True)
+class ChoiceRow:
+    question: str
+    choices: list[str]
+    answer: int  # index into choices
+    source: str = ""  # file:line
+
+
+def load_choices(path: str | Path) -> list[ChoiceRow]:
+    """Read and validate a multiple-choice JSONL file (eval.choices_path).
+
+    Raises:
+        TunesmithError: naming file:line and the problem, for a missing file or a bad row.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TunesmithError(f"eval.choices_path: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise TunesmithError(f"eval.choices_path: cannot read {path} ({err})") from None
+    rows = [_parse_row(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
+    if not rows:
+        raise TunesmithError(f"eval.choices_path: {path} has no questions; {FIELD_HINT}")
+    return rows
+
+
+def _parse_row(line: str, where: str) -> ChoiceRow:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise TunesmithError(f"{where}: not valid JSON ({err.msg}); {FIELD_HINT}") from None
+    if not isinstance(raw, dict):
+        raise TunesmithError(f"{where}: expected an object; {FIELD_HINT}")
+    question, choices, answer = raw.get("question"), raw.get("choices"), raw.get("answer")
+    if not isinstance(question, str) or not question.strip():
+        raise TunesmithError(f"{where}: 'question' must be a non-empty string; {FIELD_HINT}")
+    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+        raise TunesmithError(f"{where}: 'choices' must be a list of at least two non-empty strings; {FIELD_HINT}")
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+        raise TunesmithError(
+            f"{where}: 'answer' must be the 0-based index of the right choice (0..{len(choices) - 1}), got {answer!r}"
+        )
+    return ChoiceRow(question, choices, answer, where)
+
+
+def score_choices(model, tokenizer, template: Template, rows: list[ChoiceRow], *, batch_size: int = 16) -> dict:
+    """Accuracy of `model` on the rows, by raw and by length-normalised log-likelihood.
+
+    Returns:
+        {"accuracy", "accuracy_norm", "n", "examples": [{"source", "answer", "pred", "pred_norm",
+        "logprobs"}...]} where logprobs are the summed log-likelihoods of each choice.
+    """
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pairs, owners = [], []
+    for k, row in enumerate(rows):
+        context = encode_prompt(tokenizer, template, [{"role": "user", "content": row.question}])
+        for choice in row.choices:
+            pairs.append((context, tokenizer(choice, add_special_tokens=False).input_ids))
+            owners.append(k)
+    scored = continuation_logprobs(model, pairs, pad_id=pad_id, batch_size=batch_size)
+    logprobs: list[list[float]] = [[] for _ in rows]
+    for k, (total, _) in zip(owners, scored, strict=True):
+        logprobs[k].append(total)
+    examples = [_pick(row, lp) for row, lp in zip(rows, logprobs, strict=True)]
+    n = len(examples)
+    return {
+        "accuracy": sum(e["pred"] == e["answer"] for e in examples) / n if n else 0.0,
+        "accuracy_norm": sum(e["pred_norm"] == e["answer"] for e in examples) / n if n else 0.0,
+        "n": n,
+        "examples": examples,
+    }
+
+
+def _pick(row: ChoiceRow, logprobs: list[float]) -> dict:
+    per_byte = [lp / max(1, len(c.encode("utf-8"))) for lp, c in zip(logprobs, row.choices, strict=True)]
+    return {
+        "source": row.source,
+        "answer": row.answer,
+        "pred": max(range(len(logprobs)), key=logprobs.__getitem__),
+        "pred_norm": max(range(len(per_byte)), key=per_byte.__getitem__),
+        "logprobs": logprobs,
+    }

@@ -1,0 +1,160 @@
+"""`tunesmith compare` and `tunesmith eval`: the stage entry points (they take the whole Config).
+
+compare = the same test split through the base model zero-shot, the base model with few-shot
+examples (the prompt-engineering baseline), and the fine-tuned model, with one template and
+one set of generation settings. Writes under `run_dir/eval/`:
+
+- `metrics.json`: {"base": {...}, "few_shot": {...}, "tuned": {...}}
+- `predictions_<model>.jsonl` and `predictions.jsonl` (side by side, one line per example)
+- `compare.json`: what was run: task type and why, settings, device, dtype, skipped models
+- `choices_<model>.jsonl`: per-question multiple-choice scores, when eval.choices_path is set
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tunesmith.config import Config
+from tunesmith.data.templates import Template
+from tunesmith.errors import TunesmithError
+from tunesmith.evaluate.choice import ChoiceRow, load_choices, score_choices
+from tunesmith.evaluate.examples import EvalExample, Task, detect_task, examples_from_rows
+from tunesmith.evaluate.fewshot import ShotIndex
+from tunesmith.evaluate.model_eval import EvalSettings, run_model
+from tunesmith.evaluate.outputs import write_jsonl, write_outputs
+from tunesmith.evaluate.progress import Progress
+from tunesmith.evaluate.setup import load_model_for_eval, maybe_similarity
+from tunesmith.runs import RunDir
+
+MODELS = ("base", "few_shot", "tuned")
+
+
+@dataclass
+class Job:
+    """Everything the models are run on: identical for all three, except the few-shot settings."""
+
+    template: Template
+    examples: list[EvalExample]
+    plan: dict[str, EvalSettings]  # model name -> settings, in MODELS order
+    choices: list[ChoiceRow] | None
+    similarity: object | None  # a SemanticSimilarity, or None
+
+
+def load_prepared(config: Config):
+    """The prepared data (train, test, template); the seam tests replace."""
+    from tunesmith.data.prepare import ensure_prepared
+
+    return ensure_prepared(config)
+
+
+def compare(
+    config: Config, *, models: tuple[str, ...] = MODELS, progress: bool = True, similarity: bool | None = None
+) -> dict:
+    """Evaluate `models` on the test split and write the eval/ files; returns metrics.json's content.
+
+    `similarity`: compute semantic similarity with the offline embedding model (None = when installed).
+    """
+    return _compare(config, tuple(models), progress, similarity, keep_previous=False)
+
+
+def evaluate(config: Config, *, model: str = "tuned", progress: bool = True, similarity: bool | None = None) -> dict:
+    """Evaluate one model ('base', 'few_shot' or 'tuned'); returns its metrics (one flat dict).
+
+    Only that model's entry in eval/metrics.json (and its predictions) is replaced; models
+    evaluated earlier stay, and predictions.jsonl is rebuilt side by side.
+    """
+    return _compare(config, (model,), progress, similarity, keep_previous=True).get(model, {})
+
+
+def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity: bool | None, keep_previous: bool):
+    unknown = [name for name in models if name not in MODELS]
+    if unknown:
+        raise TunesmithError(f"compare: unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    run = RunDir(Path(config.run_dir))
+    choices = load_choices(config.eval.choices_path) if config.eval.choices_path else None  # fail early
+    prepared = load_prepared(config)
+    examples = examples_from_rows(prepared.test, config.eval.max_examples)
+    task = detect_task(examples, config.eval.task_type, config.eval.extract)
+    plan, skipped = _plan(config, prepared.train, task, models)
+    started = time.time()
+    with Progress(progress) as bar:
+        bar.note(f"task: {task.type} ({task.reason})")
+        for name, reason in skipped.items():
+            bar.note(f"{name} skipped: {reason}")
+        job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity))
+        results, device = _run(config, run, job, bar)
+    info = _info(config, task, examples, skipped, started, device)
+    write_outputs(run, results, info, keep_previous=keep_previous)
+    return {name: metrics for name, (_, metrics) in results.items()}
+
+
+def _plan(config: Config, train_rows, task: Task, models) -> tuple[dict[str, EvalSettings], dict[str, str]]:
+    """Settings for each model to run, and why any asked-for model cannot run."""
+    settings = EvalSettings(config.eval.max_new_tokens, config.eval.batch_size, config.eval.extract, task)
+    plan: dict[str, EvalSettings] = {}
+    skipped: dict[str, str] = {}
+    for name in (m for m in MODELS if m in models):
+        if name != "few_shot":
+            plan[name] = settings
+        elif config.eval.few_shot == 0:
+            skipped[name] = "eval.few_shot is 0"
+        else:
+            try:
+                plan[name] = replace(settings, shots=ShotIndex(examples_from_rows(train_rows)), k=config.eval.few_shot)
+            except TunesmithError:
+                skipped[name] = "the training split has no question/answer rows to use as shots (packed or text)"
+    return plan, skipped
+
+
+def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> tuple[dict, str]:
+    """Run each planned model; the base model is loaded once for both base and few_shot."""
+    results: dict[str, tuple[list[dict], dict]] = {}
+    device = "none"
+    for base_only, group in ((True, ("base", "few_shot")), (False, ("tuned",))):
+        names = [name for name in group if name in job.plan]
+        if not names:
+            continue
+        loaded, device = load_model_for_eval(config, run, base_only=base_only)
+        for name in names:
+            with bar.task(name, len(job.examples)) as advance:
+                results[name] = run_model(
+                    loaded.model,
+                    loaded.tokenizer,
+                    job.template,
+                    job.examples,
+                    job.plan[name],
+                    similarity=job.similarity,
+                    progress=advance,
+                )
+            if job.choices and name != "few_shot":
+                path = run.eval / f"choices_{name}.jsonl"
+                _score_choices(results[name][1], loaded, job, config.eval.batch_size, path)
+        del loaded
+        gc.collect()
+    return {name: results[name] for name in MODELS if name in results}, device
+
+
+def _score_choices(metrics: dict, loaded, job: Job, batch_size: int, path: Path) -> None:
+    result = score_choices(loaded.model, loaded.tokenizer, job.template, job.choices, batch_size=batch_size)
+    metrics["choice_accuracy"] = result["accuracy"]
+    metrics["choice_accuracy_norm"] = result["accuracy_norm"]
+    metrics["choice_n"] = result["n"]
+    write_jsonl(path, result["examples"])
+
+
+def _info(config: Config, task: Task, examples: list[EvalExample], skipped: dict, started: float, device: str) -> dict:
+    return {
+        "task": {"type": task.type, "reason": task.reason, "lead": task.lead},
+        "examples": len(examples),
+        "max_new_tokens": config.eval.max_new_tokens,
+        "batch_size": config.eval.batch_size,
+        "few_shot": config.eval.few_shot,
+        "extract": config.eval.extract,
+        "choices_path": config.eval.choices_path,
+        "skipped": skipped,
+        "device": device,
+        "seconds": round(time.time() - started, 2),
+    }
