@@ -1,0 +1,161 @@
+"""Training throughput: tunesmith's loop against TRL's SFTTrainer, side by side in one run.
+
+  python bench/bench_train.py                                   # LoRA: tunesmith, TRL default, TRL best
+  python bench/bench_train.py --mode full --sides tunesmith,trl
+  python bench/bench_train.py --rows 400 --steps 23 --warmup 3 --data /work/shared/data/gsm8k/train.jsonl
+
+Every side trains the same model folder (the embedded SmolLM2-135M-Instruct, resolved to its
+safetensors folder) on the same rows (the first --rows question/answer pairs of --data), batch 8,
+max length 512, LoRA r=16 alpha=32 on all linear layers with dropout 0 (peft's default, which TRL
+uses), question and answer as plain text with EOS, as /work/shared/bench/trl_baseline.py does.
+Each side runs in its own process, so memory figures do not mix:
+- tunesmith: `tunesmith.train.train(config)` (its prep runs first and is not timed);
+- trl: trl_baseline.py with TRL's defaults (fp32, gradient checkpointing);
+- trl-best: trl_baseline.py --bf16 --padding-free --no-gradient-checkpointing (TRL's best on a CPU).
+Reported per side: trained tokens/s (tokens that are not padding, through forward and backward,
+per second of optimizer steps after the warm-up steps), median step time, peak RSS, padding
+share, and MFU (model FLOPs per token x tokens/s over the bf16 matmul peak of bench/matmul_peak.py).
+The machine's load (`uptime`) before and after is printed and saved with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+TRL_BASELINE = Path("/work/shared/bench/trl_baseline.py")
+RESULTS = HERE / "results"
+TRL_BEST = ["--bf16", "--padding-free", "--no-gradient-checkpointing"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="/work/shared/data/gsm8k/train.jsonl", help="JSONL of question/answer")
+    parser.add_argument("--rows", type=int, default=400, help="use the first N rows")
+    parser.add_argument("--mode", default="lora", choices=["lora", "full"])
+    parser.add_argument("--steps", type=int, default=23, help="optimizer steps in all, warm-up included")
+    parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the figures")
+    parser.add_argument("--sides", default="tunesmith,trl,trl-best")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one tunesmith side here
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(tunesmith_side(args, Path(args.worker))))
+        return
+
+    from tunesmith.models import resolve_model
+
+    model = resolve_model("smollm2-135m-instruct").path
+    work = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    data = subset(Path(args.data), args.rows, work / "rows.jsonl")
+    load_before = uptime()
+    peak = matmul_peak()
+    results = []
+    for side in args.sides.split(","):
+        started = time.perf_counter()
+        result = run_side(side, args, model, data, work)
+        result.update(side=side, wall_s=round(time.perf_counter() - started, 1))
+        result["mfu"] = round(flops_per_token(args.mode) * result["trained_tokens_per_s"] / (peak * 1e9), 4)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    summary = {"load_before": load_before, "load_after": uptime(), "bf16_matmul_peak_gflops": peak,
+               "rows": args.rows, "steps": args.steps, "warmup": args.warmup, "mode": args.mode, "sides": results}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"train-{args.mode}.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(table(summary))
+    print(f"\nsaved {out}")
+
+
+def run_side(side: str, args, model: Path, data: Path, work: Path) -> dict:
+    if side == "tunesmith":
+        command = [sys.executable, __file__, "--worker", str(work / "tunesmith"), "--data", str(data),
+                   "--mode", args.mode, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+        os.environ["TUNESMITH_MODEL_DIR"] = str(model)
+    elif side in ("trl", "trl-best"):
+        command = [sys.executable, str(TRL_BASELINE), "--model", str(model), "--data", str(data), "--mode", args.mode,
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--output-dir", str(work / side)]
+        command += TRL_BEST if side == "trl-best" else []
+    else:
+        raise SystemExit(f"unknown side {side!r}: use tunesmith, trl, trl-best")
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        raise SystemExit(f"{side} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def tunesmith_side(args, run_dir: Path) -> dict:
+    """One tunesmith run in this process; figures from train_log.jsonl (one record per step)."""
+    from tunesmith.config import validate_config
+    from tunesmith.train import train
+
+    config = validate_config({
+        "model": os.environ["TUNESMITH_MODEL_DIR"], "run_dir": str(run_dir),
+        "data": {"path": args.data, "template": "none", "max_length": 512, "test_size": 16},
+        "train": {"method": args.mode, "max_steps": args.steps, "batch_size": 8, "log_every": 1,
+                  "save_every": args.steps, "learning_rate": 2e-4 if args.mode == "lora" else 2e-5,
+                  "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}},
+    })
+    result = train(config, progress=False)
+    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    tokens = [b["tokens_seen"] - a["tokens_seen"] for a, b in zip([{"tokens_seen": 0}, *steps], steps, strict=False)]
+    seconds = [n / r["tokens_per_s"] for n, r in zip(tokens, steps, strict=True)]
+    timed = list(zip(tokens, seconds, strict=True))[args.warmup:]
+    info = json.loads((run_dir / "train_info.json").read_text())
+    return {
+        "tool": "tunesmith", "mode": args.mode, "precision": info["precision"], "attention": info["attention"],
+        "trainable_params": result.estimate["estimated"]["trainable_params"], "steps_measured": len(timed),
+        "step_time_median_s": sorted(s for _, s in timed)[len(timed) // 2],
+        "trained_tokens_per_s": sum(n for n, _ in timed) / sum(s for _, s in timed),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "final_loss": result.final_loss, "eval_loss": result.eval_loss,
+        "estimate": result.estimate,
+    }
+
+
+def subset(source: Path, rows: int, target: Path) -> Path:
+    with source.open(encoding="utf-8") as handle:
+        lines = [line for _, line in zip(range(rows), handle, strict=False)]
+    target.write_text("".join(lines), encoding="utf-8")
+    return target
+
+
+def flops_per_token(mode: str) -> float:
+    """PERF_NOTES' model FLOPs per trained token for SmolLM2-135M (N = 134.5 M), attention included."""
+    return 819e6 if mode == "full" else 579e6
+
+
+def matmul_peak() -> float:
+    done = subprocess.run([sys.executable, str(HERE / "matmul_peak.py")], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["bf16_gflops"]
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def table(summary: dict) -> str:
+    sides = summary["sides"]
+    base = next((s["trained_tokens_per_s"] for s in sides if s["side"] == "trl"), None)
+    lines = [f"{summary['mode']}, {summary['rows']} rows, {summary['steps']} steps ({summary['warmup']} warm-up), "
+             f"bf16 matmul peak {summary['bf16_matmul_peak_gflops']:.0f} GFLOP/s",
+             f"load before: {summary['load_before']}", f"load after:  {summary['load_after']}", "",
+             "| side | trained tok/s | vs TRL default | median step (s) | peak RSS (GB) | MFU |",
+             "|---|---|---|---|---|---|"]
+    for s in sides:
+        ratio = f"{s['trained_tokens_per_s'] / base:.2f}x" if base else "-"
+        lines.append(f"| {s['side']} | {s['trained_tokens_per_s']:.0f} | {ratio} | {s['step_time_median_s']:.2f} | "
+                     f"{s['peak_rss_gb']:.2f} | {s['mfu']:.1%} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

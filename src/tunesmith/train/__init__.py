@@ -1,0 +1,10 @@
+"""The train stage: prepared data + a base model -> fine-tuned weights in the run directory.
+
+`train(config)` is the entry point (what `tunesmith train CONFIG` calls); `fit` is the loop
+itself, taking plain values.
+"""
+
+from tunesmith.train.api import TrainResult, train
+from tunesmith.train.loop import FitResult, fit
+
+__all__ = ["FitResult", "TrainResult", "fit", "train"]

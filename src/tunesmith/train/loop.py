@@ -1,0 +1,204 @@
+"""The training loop: one readable step (lr -> forward/backward -> clip -> step -> log), on accelerate.
+
+`fit` takes plain values (a prepared model, token rows, the train settings, a run folder) so that it
+can be tested with hand-built rows; `tunesmith.train.train` feeds it from a config.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tunesmith.config import TrainConfig
+from tunesmith.train import checkpoint as ckpt
+from tunesmith.train.batching import Batch, StepPlan, TrainData, collate, split_step
+from tunesmith.train.distributed import Cluster
+from tunesmith.train.evaluation import eval_loss
+from tunesmith.train.hardware import DTYPES, Precision
+from tunesmith.train.objective import Objective
+from tunesmith.train.observe import ProgressBar, Trackers, TrainLog
+from tunesmith.train.resume import Progress, restore, save_best, save_checkpoint
+from tunesmith.train.schedule import learning_rate, warmup_steps
+
+
+@dataclass
+class FitResult:
+    steps: int
+    final_loss: float | None
+    eval_loss: float | None
+    tokens_per_s: float  # non-padding tokens through forward+backward per second of training steps
+    step_times: list[float] = field(default_factory=list)  # seconds per step measured in this process
+    step_tokens: list[int] = field(default_factory=list)  # non-padding tokens of those steps (all processes)
+    progress: Progress = field(default_factory=Progress)
+    resumed_from: int | None = None
+    wrapped: nn.Module | None = None  # the model as trained (DDP/FSDP-wrapped under torchrun)
+
+
+def total_steps(settings: TrainConfig, steps_per_epoch: int) -> int:
+    if settings.max_steps is not None:
+        return settings.max_steps
+    return max(1, math.ceil(settings.epochs * steps_per_epoch))
+
+
+def fit(
+    model: nn.Module,
+    train_rows,
+    eval_rows,
+    settings: TrainConfig,
+    run_dir: Path,
+    *,
+    pad_id: int,
+    precision: Precision,
+    resume: bool = False,
+    progress: bool = True,
+    fingerprint: dict[str, Any] | None = None,
+    cluster: Cluster | None = None,
+) -> FitResult:
+    """Train `model` (adapters attached, or all weights trainable) on `train_rows`; checkpoints in run_dir."""
+    cluster = cluster or Cluster.create(fsdp=settings.fsdp)
+    data = train_rows if isinstance(train_rows, TrainData) else TrainData.from_rows(train_rows)
+    eval_data = TrainData.from_rows(eval_rows) if eval_rows is not None and len(eval_rows) else None
+    step_batch = settings.batch_size * cluster.world
+    plan = StepPlan(data, step_batch, settings.seed, cluster.world)
+    total = total_steps(settings, plan.steps_per_epoch)
+    warmup = warmup_steps(total, settings.warmup_ratio)
+    folder = run_dir / "checkpoints"
+    log = TrainLog(run_dir / "train_log.jsonl")
+    fingerprint = {"steps": total, "world": cluster.world, **(fingerprint or {})}
+
+    objective = Objective(model)
+    params = [p for p in objective.parameters() if p.requires_grad]
+    names = ckpt.parameter_names(objective)
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    state, resumed_from = Progress(), None
+    start = ckpt.latest_checkpoint(folder) if resume else None
+    if start is not None:
+        state = restore(start, objective, optimizer, names, fingerprint, cluster.rank)
+        resumed_from = state.step
+    else:
+        torch.manual_seed(settings.seed + cluster.rank)  # dropout; adapter init was seeded before
+    if cluster.is_main:
+        ckpt.remove_stale(folder)
+        log.restart_at(state.step)
+    objective, optimizer = cluster.prepare(objective, optimizer)
+    scaler = torch.amp.GradScaler("cuda") if precision.compute == "fp16" and precision.autocast else None
+    autocast = torch.autocast(cluster.device.type, dtype=DTYPES[precision.compute], enabled=precision.autocast)
+    trackers = Trackers(settings.report_to if cluster.is_main else "none", run_dir, settings.model_dump(mode="json"))
+    objective.train()
+
+    result = FitResult(0, None, None, 0.0, progress=state, resumed_from=resumed_from)
+    window_loss, window_targets, window_tokens, window_time = 0.0, 0, 0, 0.0
+    with ProgressBar(total, state.step, progress and cluster.is_main) as bar:
+        while state.step < total and not state.stopped_early:
+            began = time.perf_counter()
+            rows = plan.rows(state.step)
+            step_tokens, step_targets = plan.counts(rows)
+
+            # 1. learning rate for this step
+            lr = learning_rate(
+                state.step, peak=settings.learning_rate, total_steps=total, warmup=warmup, kind=settings.lr_scheduler
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            # 2. forward/backward over micro-batches; gradients add up to d(mean loss over the step's targets)
+            micros = split_step(rows, data.lengths, settings.grad_accum, cluster.rank, cluster.world)
+            loss_sum = torch.zeros((), device=cluster.device)
+            for i, micro in enumerate(micros):
+                batch: Batch = collate([data.rows[r] for r in micro], pad_id).to(cluster.device)
+                last = i == len(micros) - 1
+                with nullcontext() if last else cluster.no_sync(objective), autocast:
+                    loss, _ = objective(batch.input_ids, batch.labels, batch.position_ids)
+                scaled = loss * (cluster.world / max(1, step_targets))  # DDP averages over processes
+                (scaler.scale(scaled) if scaler else scaled).backward()
+                loss_sum += loss.detach()
+
+            # 3. clip
+            if scaler:
+                scaler.unscale_(optimizer)
+            grad_norm = cluster.clip_grad_norm(objective, params, settings.max_grad_norm)
+
+            # 4. optimizer step
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            window_loss += cluster.sum(loss_sum)  # waits for the device: the step is over
+            elapsed = time.perf_counter() - began
+            state.step += 1
+            state.tokens_seen += step_tokens
+            result.step_times.append(elapsed)
+            result.step_tokens.append(step_tokens)
+
+            # 5. log, evaluate, checkpoint
+            window_targets += step_targets
+            window_tokens += step_tokens
+            window_time += elapsed
+            record = None
+            if state.step % settings.log_every == 0 or state.step == total:
+                record = {
+                    "step": state.step,
+                    "epoch": round(state.step / plan.steps_per_epoch, 4),
+                    "loss": window_loss / max(1, window_targets),
+                    "lr": lr,
+                    "grad_norm": float(grad_norm),
+                    "tokens_seen": state.tokens_seen,
+                    "tokens_per_s": window_tokens / window_time,
+                }
+                result.final_loss = record["loss"]
+                if cluster.is_main:
+                    log.append(record)
+                    trackers.log(record)
+                window_loss, window_targets, window_tokens, window_time = 0.0, 0, 0, 0.0
+            bar.advance(state.step, record)
+            if eval_data and settings.eval_every and state.step % settings.eval_every == 0:
+                result.eval_loss = _evaluate(
+                    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar
+                )
+            if state.step % settings.save_every == 0 or state.step == total or state.stopped_early:
+                save_checkpoint(
+                    folder, objective, optimizer, names, state, fingerprint, settings.keep_checkpoints, cluster
+                )
+
+    if eval_data and (result.eval_loss is None or not settings.eval_every or state.step % settings.eval_every):
+        result.eval_loss = _evaluate(
+            objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar
+        )
+    trackers.close()
+    if settings.keep_best and state.best_step is not None:
+        ckpt.load_trainable(cluster.unwrap(objective), ckpt.read_weights(folder / "best"))
+    timed = slice(1, None) if len(result.step_times) > 1 else slice(None)  # the first step warms up
+    result.tokens_per_s = sum(result.step_tokens[timed]) / max(1e-9, sum(result.step_times[timed]))
+    result.steps, result.wrapped = state.step, objective
+    return result
+
+
+def _evaluate(objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar) -> float:
+    """Eval loss now; track the best for early stopping and keep_best."""
+    objective.eval()
+    value = eval_loss(objective, eval_data.rows, settings.batch_size * 2, pad_id, cluster, autocast)
+    objective.train()
+    improved = state.best_eval_loss is None or value < state.best_eval_loss
+    if improved:
+        state.best_eval_loss, state.best_step, state.evals_without_improvement = value, state.step, 0
+        if settings.keep_best:
+            save_best(folder, objective, cluster)
+    else:
+        state.evals_without_improvement += 1
+        patience = settings.early_stopping_patience
+        state.stopped_early = patience is not None and state.evals_without_improvement >= patience
+    record = {"step": state.step, "epoch": None, "eval_loss": value}
+    if cluster.is_main:
+        log.append(record)
+        trackers.log(record)
+    bar.print(f"step {state.step}: eval loss {value:.4f}" + (" (best)" if improved else ""))
+    return value

@@ -1,0 +1,99 @@
+"""Next-token cross-entropy computed only where it is trained, without full [B, T, V] logits.
+
+A causal LM predicts token t+1 from position t. Most positions of an instruction example are
+prompt (label -100): their logits are never needed. `completion_loss` picks the positions whose
+next token is trained, then runs lm_head + cross-entropy over them in chunks. The gradient of
+each chunk is computed while its logits are at hand, so at most one [chunk, V] block of logits
+exists at a time, in the forward and the backward pass alike.
+
+Both functions return the *sum* of token losses and the token count, so that callers can
+normalise by the number of trained tokens across micro-batches and processes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE_INDEX = -100
+DEFAULT_CHUNK = 1024  # rows of logits per block: 1024 x 49k vocab x 4 bytes = 200 MB in fp32
+
+
+def completion_loss(
+    hidden: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor, chunk: int = DEFAULT_CHUNK
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token loss over trained positions, and how many there were.
+
+    Args:
+        hidden: final hidden states [B, T, H] (after the last norm).
+        head_weight: the lm_head weight [V, H] (no bias).
+        labels: [B, T] token ids, IGNORE_INDEX where not trained. Not shifted: labels[:, t + 1]
+            is the target of hidden[:, t], as in Hugging Face causal LMs.
+    """
+    targets = labels[:, 1:]  # [B, T-1]
+    keep = targets != IGNORE_INDEX
+    selected = hidden[:, :-1][keep]  # [N, H]
+    count = keep.sum()
+    if selected.shape[0] == 0:
+        return hidden.sum() * 0.0, count  # keeps the graph (and DDP) intact on an all-prompt batch
+    return linear_cross_entropy(selected, head_weight, targets[keep], chunk), count
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int = DEFAULT_CHUNK
+) -> torch.Tensor:
+    """sum_i CE(hidden[i] @ weight.T, targets[i]) in fp32, chunked over rows; [N, H] x [V, H] -> scalar."""
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _LinearCrossEntropy.apply(hidden, weight, targets, chunk)
+    with torch.no_grad():
+        return _chunked(hidden, weight, targets, chunk, need_hidden=False, need_weight=False)[0]
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Forward computes the loss and both gradients block by block; backward only scales them."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk):
+        loss, grad_hidden, grad_weight = _chunked(
+            hidden, weight, targets, chunk, need_hidden=hidden.requires_grad, need_weight=weight.requires_grad
+        )
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        scale = grad_loss.to(torch.float32)
+        out_hidden = (grad_hidden * scale).to(grad_hidden.dtype) if grad_hidden.numel() else None
+        out_weight = (grad_weight * scale).to(grad_weight.dtype) if grad_weight.numel() else None
+        return out_hidden, out_weight, None, None
+
+
+def _chunked(hidden, weight, targets, chunk, *, need_hidden: bool, need_weight: bool):
+    """The loss sum and (optionally) d loss / d hidden and d loss / d weight, one block at a time."""
+    device_type = hidden.device.type
+    with torch.autocast(device_type, enabled=False):
+        compute = hidden.dtype
+        w = weight.to(compute)  # one cast per call when autocast hands us bf16 hidden states
+        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if need_hidden else hidden.new_empty(0)
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight else None
+        for start in range(0, hidden.shape[0], chunk):
+            h = hidden[start : start + chunk]  # [n, H]
+            t = targets[start : start + chunk]  # [n]
+            logits = (h @ w.T).float()  # [n, V]
+            target_logit = logits.gather(1, t[:, None]).squeeze(1)  # [n]
+            peak = logits.amax(dim=-1, keepdim=True)  # [n, 1]
+            exp = logits.sub_(peak).exp_()  # in place: no second [n, V] block
+            total = exp.sum(dim=-1)  # [n]
+            loss += (peak.squeeze(1) + total.log() - target_logit).sum()  # logsumexp - target logit
+            if not (need_hidden or need_weight):
+                continue
+            probs = exp.div_(total[:, None])  # softmax
+            probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0  # d CE / d logits
+            d_logits = probs.to(compute)
+            if need_hidden:
+                grad_hidden[start : start + chunk] = d_logits @ w  # [n, H]
+            if need_weight:
+                grad_weight += (d_logits.T @ h).float()  # [V, H]
+    grad_weight = grad_weight.to(weight.dtype) if grad_weight is not None else weight.new_empty(0)
+    return loss, grad_hidden, grad_weight

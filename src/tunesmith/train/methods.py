@@ -1,0 +1,119 @@
+"""Turn a base model into something to train: LoRA adapters (peft), all weights, or QLoRA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tunesmith.config import LoraConfig
+from tunesmith.errors import TunesmithError
+from tunesmith.models import load_model
+from tunesmith.train.hardware import DTYPES, Precision
+
+
+def load_base(
+    path: Path, method: str, precision: Precision, attention: str, trust_remote_code: bool = False
+) -> nn.Module:
+    """The base causal LM, its weights in the dtype `precision` keeps them in."""
+    if method == "qlora":
+        return _load_4bit(path, precision, attention, trust_remote_code)
+    model = load_model(path, DTYPES[precision.frozen_weights], trust_remote_code)
+    model.set_attn_implementation(attention)
+    return model
+
+
+def prepare_for_training(
+    model: nn.Module, method: str, lora: LoraConfig, seed: int, autocast: bool = False
+) -> nn.Module:
+    """Attach adapters (lora, qlora) or unfreeze everything (full); the seed fixes adapter init."""
+    model.config.use_cache = False
+    if method == "full":
+        model.float()  # fp32 masters; autocast computes in low precision
+        model.requires_grad_(True)
+        return model
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return add_lora(model, lora, seed, autocast)
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Recompute each layer in the backward pass instead of keeping its activations."""
+    causal_lm(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def add_lora(model: nn.Module, lora: LoraConfig, seed: int, autocast: bool = False) -> nn.Module:
+    """peft LoRA adapters (fp32 weights). Under autocast, activations stay in the compute dtype:
+    peft would otherwise copy every adapter input to fp32 and every output back (~10% of a step)."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    config = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    torch.manual_seed(seed)
+    try:
+        model = get_peft_model(model, config)  # adapter weights in fp32 even on a bf16 base
+    except ValueError as err:
+        names = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise TunesmithError(
+            f"train.lora.target_modules: {lora.target_modules!r} does not fit this model ({err}); "
+            f"use 'all-linear' or some of: {', '.join(names)}"
+        ) from None
+    if autocast:
+        for module in model.modules():
+            if hasattr(module, "lora_A"):
+                module.cast_input_dtype_enabled = False  # read by peft's LoRA layers
+    return model
+
+
+def _load_4bit(path: Path, precision: Precision, attention: str, trust_remote_code: bool) -> nn.Module:
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=DTYPES[precision.compute],
+    )
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path,
+            quantization_config=quantization,
+            dtype=DTYPES[precision.compute],
+            use_safetensors=True,
+            attn_implementation=attention,
+            trust_remote_code=trust_remote_code,
+            device_map={"": torch.cuda.current_device()},
+        )
+    except Exception as err:  # noqa: BLE001 - any failure here is the user's model or setup
+        raise TunesmithError(f"model: cannot load {path} in 4 bits for qlora ({type(err).__name__}: {err})") from None
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; tied weights counted once."""
+    seen: set[int] = set()
+    trainable = total = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def causal_lm(model: nn.Module) -> nn.Module:
+    """The transformers causal LM inside a peft wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model

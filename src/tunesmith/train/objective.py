@@ -1,0 +1,49 @@
+"""The module a training step calls: model + loss in one forward, so DDP and FSDP can wrap it whole."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tunesmith.train.loss import IGNORE_INDEX, completion_loss
+from tunesmith.train.methods import causal_lm
+
+# config attributes that post-process logits; the fused head below would skip them
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+class Objective(nn.Module):
+    """forward(input_ids, labels, position_ids) -> (sum of token losses, number of trained targets)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model  # a transformers causal LM, or a peft model around one
+        lm = causal_lm(model)
+        self._no_split_modules = getattr(lm, "_no_split_modules", None)  # FSDP wraps these layers
+        self.fused = fused_head_supported(lm)
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None):
+        lm = causal_lm(self.model)
+        if self.fused:
+            # hidden states only; lm_head + CE run at trained positions, in chunks
+            hidden = lm.get_decoder()(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+            return completion_loss(hidden.last_hidden_state, lm.get_output_embeddings().weight, labels)
+        logits = self.model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits  # [B, T, V]
+        targets = labels[:, 1:]
+        loss = F.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        return loss, (targets != IGNORE_INDEX).sum()
+
+
+def fused_head_supported(lm: nn.Module) -> bool:
+    """True when logits are exactly `lm_head(decoder(x))`: a plain bias-free Linear, no post-processing."""
+    head = lm.get_output_embeddings()
+    config = getattr(lm, "config", None)
+    transforms = any(getattr(config, name, None) not in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
+    try:
+        lm.get_decoder()
+    except (AttributeError, ValueError):
+        return False
+    return type(head) is nn.Linear and head.bias is None and not transforms

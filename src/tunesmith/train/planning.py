@@ -1,0 +1,162 @@
+"""Size a run before it starts (estimate, gradient checkpointing) and set the estimate beside the measurement."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import torch
+from rich.table import Table
+
+from tunesmith.config import TrainConfig
+from tunesmith.train import methods
+from tunesmith.train.batching import TrainData, plan_epoch, split_step
+from tunesmith.train.estimate import Estimate, ModelShape, Workload, estimate, peak_memory_bytes
+from tunesmith.train.hardware import Precision
+from tunesmith.train.loop import FitResult
+
+MEMORY_HEADROOM = 0.9  # turn gradient checkpointing on above this share of the memory there is
+
+
+@dataclass
+class ResourcePlan:
+    shape: ModelShape
+    work: Workload
+    settings: TrainConfig
+    precision: Precision
+    attention: str
+    device: str
+    checkpointing: bool = False
+
+    def estimate_for(self, model, checkpointing: bool | None = None) -> Estimate:
+        trainable, total = methods.count_parameters(model)
+        return estimate(
+            self.shape,
+            self.work,
+            method=self.settings.method,
+            precision=self.precision,
+            attention=self.attention,
+            trainable=trainable,
+            total=total,
+            lora_dropout=self.settings.lora.dropout,
+            checkpointing=self.checkpointing if checkpointing is None else checkpointing,
+            device=self.device,
+        )
+
+    def choose_checkpointing(self, model) -> bool:
+        """train.gradient_checkpointing, with 'auto' = on only when the estimate does not fit in memory."""
+        wanted = self.settings.gradient_checkpointing
+        if wanted == "auto":
+            wanted = (
+                self.estimate_for(model, checkpointing=False).peak_memory_gb
+                > available_memory_gb(self.device) * MEMORY_HEADROOM
+            )
+        self.checkpointing = bool(wanted)
+        return self.checkpointing
+
+    def describe(self, est: Estimate, model_name: str) -> str:
+        p = self.precision
+        weights = f"frozen weights {p.frozen_weights}" + (", autocast" if p.autocast else "")
+        share = est.trainable_params / max(1, est.total_params)
+        checkpointing = "on" if est.gradient_checkpointing else "off"
+        busy = (
+            f"\n[yellow]this machine is busy: other work takes ~{est.machine_busy:.0%} of its speed now; "
+            "the estimate is for the machine to itself[/]"
+            if est.machine_busy > 0.3
+            else ""
+        )
+        return (
+            "\n".join(
+                [
+                    f"[bold]train[/] {self.settings.method} on {model_name} · {p.compute} ({weights}) · "
+                    f"{self.attention} attention · {self.device}, {torch.get_num_threads()} threads",
+                    f"trainable parameters: {est.trainable_params:,} of {est.total_params:,} ({share:.2%})",
+                    f"estimate: peak memory {est.peak_memory_gb:.2f} GB · {est.step_time_s:.2f} s/step · "
+                    f"{self.work.steps_per_epoch} steps/epoch = {_duration(est.epoch_time_s)} per epoch · "
+                    f"~{est.tokens_per_s:.0f} tok/s · gradient checkpointing {checkpointing}",
+                ]
+            )
+            + busy
+        )
+
+
+def plan_resources(
+    model,
+    data: TrainData,
+    settings: TrainConfig,
+    precision: Precision,
+    attention: str,
+    world: int,
+    rank: int,
+    device: str,
+) -> ResourcePlan:
+    return ResourcePlan(
+        ModelShape.of(model.config), workload(data, settings, world, rank), settings, precision, attention, device
+    )
+
+
+def workload(data: TrainData, settings: TrainConfig, world: int, rank: int) -> Workload:
+    """Batch sizes of epoch 0's plan: its first step holds the longest row (the memory peak)."""
+    batches = plan_epoch(data.lengths, settings.batch_size * world, settings.seed, 0, min_rows=world)
+    splits = [split_step(b, data.lengths, settings.grad_accum, rank, world) for b in batches]
+    widest = max(splits[0], key=lambda micro: len(micro) * max(data.lengths[r] for r in micro))
+    width = max(data.lengths[r] for r in widest)
+    tokens = sum(data.lengths)
+    return Workload(
+        largest_micro_tokens=len(widest) * width,
+        largest_micro_width=width,
+        tokens_per_step=statistics.fmean(sum(data.lengths[r] for r in b) for b in batches) / world,
+        mean_length=tokens / len(data.lengths),
+        trained_fraction=sum(data.targets) / max(1, tokens),
+        steps_per_epoch=len(batches),
+        micro_per_step=statistics.fmean(len(s) for s in splits),
+    )
+
+
+def measured(est: Estimate, result: FitResult, device: str, world: int) -> dict:
+    """What the run took, beside the estimate for the same steps.
+
+    Step time is the median over steps (the first, a warm-up, left out): a neighbour's burst of
+    work on a shared machine stretches a few steps, not the typical one. Tokens/s is over all steps.
+    """
+    pairs = list(zip(result.step_times, result.step_tokens, strict=True))
+    pairs = pairs[1:] or pairs
+    step_time = statistics.median(t for t, _ in pairs) if pairs else 0.0
+    expected = statistics.median(est.step_time_for(n / world) for _, n in pairs) if pairs else 0.0
+    return {
+        "peak_memory_gb": round(peak_memory_bytes(device) / 1e9, 3),
+        "step_time_s": round(step_time, 4),
+        "estimated_step_time_s": round(expected, 4),
+        "tokens_per_s": round(result.tokens_per_s / world, 2),
+        "steps_timed": len(pairs),
+    }
+
+
+def comparison_table(est: Estimate, seen: dict) -> Table:
+    table = Table(title="estimate vs measured", title_justify="left")
+    for column in ("", "estimated", "measured", "off by"):
+        table.add_column(column, justify="right" if column else "left")
+    rows = [
+        ("peak memory (GB)", est.peak_memory_gb, seen["peak_memory_gb"]),
+        ("step time, median (s)", seen["estimated_step_time_s"], seen["step_time_s"]),
+        ("tokens/s per process", est.tokens_per_s, seen["tokens_per_s"]),
+    ]
+    for name, guess, real in rows:
+        off = f"{(guess - real) / real:+.0%}" if real else "-"
+        table.add_row(name, f"{guess:,.2f}", f"{real:,.2f}", off)
+    return table
+
+
+def available_memory_gb(device: str) -> float:
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        return (free + torch.cuda.memory_allocated()) / 1e9
+    import psutil
+
+    return (psutil.virtual_memory().available + psutil.Process().memory_info().rss) / 1e9
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -1,0 +1,114 @@
+"""`tunesmith.train(config)` end to end on a tiny model folder: what lands in the run directory."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tunesmith.config import load_config
+from tunesmith.data.templates import Template
+from tunesmith.errors import TunesmithError
+from tunesmith.loading import load_for_use
+from tunesmith.train import train
+from tunesmith.train.api import _should_resume
+from tunesmith.train.hardware import check_method, resolve_precision
+
+
+@pytest.fixture
+def qa_file(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"question": f"What is {i} plus {i}?", "answer": f"It is {2 * i}."}) + "\n" for i in range(40)
+        )
+    )
+    return path
+
+
+def _config(tmp_path, model_dir, data, *overrides):
+    return load_config(
+        None,
+        [
+            f"model={model_dir}",
+            f"data.path={data}",
+            f"run_dir={tmp_path / 'run'}",
+            "train.max_steps=4",
+            "train.log_every=1",
+            "train.save_every=2",
+            "data.test_size=8",
+            *overrides,
+        ],
+    )
+
+
+def test_lora_run_writes_adapter_tokenizer_template_log_and_provenance(tmp_path, tiny_model_dir, qa_file):
+    config = _config(tmp_path, tiny_model_dir, qa_file)
+    result = train(config, progress=False)
+    run = tmp_path / "run"
+
+    assert result.output_dir == run / "adapter" and result.steps == 4
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "template.json"} <= {
+        p.name for p in result.output_dir.iterdir()
+    }
+    assert Template.load(result.output_dir / "template.json") == Template.load(run / "data" / "template.json")
+    assert all("lora_" in name for name in load_file(result.output_dir / "adapter_model.safetensors"))
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["max_steps"] == 4
+    assert [r["step"] for r in map(json.loads, result.log_path.read_text().splitlines()) if "loss" in r] == [1, 2, 3, 4]
+
+    info = json.loads((run / "train_info.json").read_text())
+    assert info["libraries"]["torch"] == torch.__version__ and info["libraries"]["peft"]
+    assert info["data_fingerprint"] == json.loads((run / "data" / "fingerprint.json").read_text())["fingerprint"]
+    assert info["command"] and info["reproduce"] == f"tunesmith train {run / 'config.yaml'}"
+    assert set(result.estimate) == {"estimated", "measured"}
+    assert result.estimate["estimated"]["trainable_params"] > 0 and result.peak_rss_gb > 0
+
+    loaded = load_for_use(run)  # the eval/serve stages load exactly what was trained
+    assert hasattr(loaded.model, "peft_config") and loaded.template == Template.load(run / "data" / "template.json")
+
+
+def test_full_run_writes_a_standalone_model(tmp_path, tiny_model_dir, qa_file):
+    result = train(_config(tmp_path, tiny_model_dir, qa_file, "train.method=full"), progress=False)
+    assert result.output_dir.name == "model"
+    assert (result.output_dir / "model.safetensors").is_file() and (result.output_dir / "template.json").is_file()
+
+
+def test_a_second_run_resumes_automatically_and_never_repeats_finished_steps(tmp_path, tiny_model_dir, qa_file):
+    config = _config(tmp_path, tiny_model_dir, qa_file)
+    first = train(config, progress=False)
+    again = train(config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 4})}), progress=False)
+    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
+    assert info["resumed_from_step"] == 4 and again.steps == first.steps == 4
+
+
+def test_resume_flags_and_settings(tmp_path):
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    (full / "step-2").mkdir(parents=True)
+    (full / "step-2" / "state.json").write_text("{}")
+    assert _should_resume("auto", None, empty) is False
+    assert _should_resume("auto", None, full) is True
+    assert _should_resume("never", None, full) is False
+    assert _should_resume("auto", False, full) is False
+    with pytest.raises(TunesmithError, match="--resume: no checkpoint"):
+        _should_resume("auto", True, empty)
+    with pytest.raises(TunesmithError, match="train.resume: always"):
+        _should_resume("always", None, empty)
+
+
+def test_qlora_on_a_cpu_says_it_needs_a_gpu_and_suggests_lora(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TunesmithError, match="qlora needs a CUDA GPU.*train.method: lora"):
+        check_method("qlora")
+
+
+def test_precision_auto_and_explicit_choices(monkeypatch):
+    monkeypatch.setattr("tunesmith.train.hardware.cpu_has_bf16", lambda: True)
+    lora = resolve_precision("auto", "lora", "cpu")
+    assert (lora.compute, lora.frozen_weights, lora.autocast) == ("bf16", "bf16", True)
+    full = resolve_precision("auto", "full", "cpu")
+    assert (full.compute, full.frozen_weights, full.autocast) == ("bf16", "fp32", True)
+    monkeypatch.setattr("tunesmith.train.hardware.cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", "lora", "cpu").compute == "fp32"
+    with pytest.raises(TunesmithError, match="train.precision: fp16 needs a GPU"):
+        resolve_precision("fp16", "lora", "cpu")

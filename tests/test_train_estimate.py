@@ -1,0 +1,98 @@
+"""The memory/time estimate: its parts scale the way the hardware does; the comparison reads right."""
+
+import pytest
+
+from tunesmith.train import estimate as est
+from tunesmith.train.estimate import ModelShape, Workload
+from tunesmith.train.hardware import Precision
+from tunesmith.train.loop import FitResult
+from tunesmith.train.planning import comparison_table, measured
+
+SMOLLM = ModelShape(layers=30, hidden=576, intermediate=1536, heads=9, kv_heads=3, vocab=49152)
+LORA_BF16 = Precision("bf16", "bf16", autocast=True)
+FULL_BF16 = Precision("bf16", "fp32", autocast=True)
+
+
+def _work(tokens=640, width=80, micro=1.0):
+    return Workload(
+        largest_micro_tokens=tokens,
+        largest_micro_width=width,
+        tokens_per_step=tokens,
+        mean_length=width,
+        trained_fraction=0.5,
+        steps_per_epoch=10,
+        micro_per_step=micro,
+    )
+
+
+def _estimate(monkeypatch, work, method="lora", precision=LORA_BF16, **kw):
+    monkeypatch.setattr(est, "hardware_speeds", lambda *a: (2000.0, 40.0, 0.0))
+    monkeypatch.setattr(est, "current_memory_bytes", lambda device: 1_000_000_000)
+    args = dict(
+        method=method,
+        precision=precision,
+        attention="sdpa",
+        trainable=5_000_000,
+        total=135_000_000,
+        lora_dropout=0.0,
+        checkpointing=False,
+        device="cpu",
+    )
+    return est.estimate(SMOLLM, work, **{**args, **kw})
+
+
+def test_activation_memory_grows_with_tokens_and_checkpointing_cuts_it():
+    one = est.activation_bytes(SMOLLM, _work(640), "lora", LORA_BF16, "sdpa", 0.0, False)
+    two = est.activation_bytes(SMOLLM, _work(1280), "lora", LORA_BF16, "sdpa", 0.0, False)
+    saved = est.activation_bytes(SMOLLM, _work(1280), "lora", LORA_BF16, "sdpa", 0.0, True)
+    assert two == pytest.approx(2 * one, rel=0.1)
+    assert saved < two / 5
+    eager = est.activation_bytes(SMOLLM, _work(1280, width=512), "lora", LORA_BF16, "eager", 0.0, False)
+    assert eager > est.activation_bytes(SMOLLM, _work(1280, width=512), "lora", LORA_BF16, "sdpa", 0.0, False)
+
+
+def test_full_fine_tuning_needs_more_flops_and_optimizer_memory_than_lora():
+    work = _work()
+    assert est.flops_per_token(SMOLLM, work, "full", 135e6, False) > est.flops_per_token(
+        SMOLLM, work, "lora", 5e6, False
+    )
+    assert est.optimizer_bytes(135_000_000, 135_000_000, "full", FULL_BF16) > 12 * 135_000_000
+    assert est.optimizer_bytes(5_000_000, 135_000_000, "lora", LORA_BF16) == 12 * 5_000_000
+
+
+def test_step_time_is_a_fixed_part_plus_a_per_token_part(monkeypatch):
+    small = _estimate(monkeypatch, _work(640))
+    large = _estimate(monkeypatch, _work(1280))
+    assert small.step_time_s == pytest.approx(small.step_fixed_s + 640 * small.token_s)
+    assert large.step_time_s - small.step_time_s == pytest.approx(640 * small.token_s, rel=0.05)
+    assert small.tokens_per_s == pytest.approx(640 / small.step_time_s)
+    assert small.epoch_time_s == pytest.approx(10 * small.step_time_s)
+    assert _estimate(monkeypatch, _work(), lora_dropout=0.05).step_time_s > small.step_time_s
+    assert small.peak_memory_gb > 1.0 + 12 * 5e6 / 1e9
+
+
+def test_probes_remember_the_best_speed_this_hardware_showed(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    speeds = iter([(1000.0, 40.0), (250.0, 10.0)])
+    now = {}
+
+    def probe_matmul(*a):
+        now["speeds"] = next(speeds)
+        return now["speeds"][0]
+
+    monkeypatch.setattr(est, "matmul_gflops", probe_matmul)
+    monkeypatch.setattr(est, "elementwise_gbps", lambda *a: now["speeds"][1])
+    assert est.hardware_speeds(SMOLLM, "bf16", "cpu") == (1000.0, 40.0, 0.0)
+    matmul, elementwise, busy = est.hardware_speeds(SMOLLM, "bf16", "cpu")  # a neighbour is busy now
+    assert (matmul, elementwise) == (1000.0, 40.0) and busy == pytest.approx(0.75)
+
+
+def test_measured_uses_the_median_step_and_compares_like_with_like(monkeypatch):
+    estimate = _estimate(monkeypatch, _work(640))
+    times = [9.0, 1.0, 1.1, 30.0, 1.2]  # a warm-up step and one step slowed by a neighbour
+    result = FitResult(5, 1.0, None, 640 * 4 / sum(times[1:]), step_times=times, step_tokens=[640] * 5)
+    seen = measured(estimate, result, "cpu", world=1)
+    assert seen["step_time_s"] == pytest.approx(1.15)
+    assert seen["estimated_step_time_s"] == pytest.approx(estimate.step_time_s, rel=1e-3)
+    rendered = comparison_table(estimate, seen)
+    assert [c.header for c in rendered.columns] == ["", "estimated", "measured", "off by"]

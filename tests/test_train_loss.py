@@ -1,0 +1,82 @@
+"""The chunked completion loss equals the standard full-logits loss, value and gradients."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tunesmith.train.loss import IGNORE_INDEX, completion_loss, linear_cross_entropy
+
+
+def _reference(hidden, weight, labels):
+    """What a Hugging Face causal LM computes: full logits, shift, CE summed over labels != -100."""
+    logits = hidden @ weight.T  # [B, T, V]
+    shift_logits = logits[:, :-1].reshape(-1, weight.shape[0]).float()
+    shift_labels = labels[:, 1:].reshape(-1)
+    return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+
+
+def _inputs(seed=0, batch=3, length=11, hidden=16, vocab=50):
+    gen = torch.Generator().manual_seed(seed)
+    h = torch.randn(batch, length, hidden, generator=gen, dtype=torch.float64).float()
+    w = torch.randn(vocab, hidden, generator=gen).float() * 0.5
+    labels = torch.randint(0, vocab, (batch, length), generator=gen)
+    labels[0, :5] = IGNORE_INDEX  # a masked prompt
+    labels[1, 7:] = IGNORE_INDEX  # padding
+    labels[2, ::3] = IGNORE_INDEX  # scattered
+    return h, w, labels
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1024])
+def test_loss_and_gradients_equal_full_logits_in_fp32(chunk):
+    h, w, labels = _inputs()
+    h1, w1 = h.clone().requires_grad_(), w.clone().requires_grad_()
+    h2, w2 = h.clone().requires_grad_(), w.clone().requires_grad_()
+
+    loss, count = completion_loss(h1, w1, labels, chunk=chunk)
+    expected = _reference(h2, w2, labels)
+    (loss * 0.7).backward()
+    (expected * 0.7).backward()
+
+    assert count.item() == int((labels[:, 1:] != IGNORE_INDEX).sum())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(h1.grad, h2.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_head_gets_no_gradient_and_hidden_still_does():
+    h, w, labels = _inputs(seed=1)
+    h1 = h.clone().requires_grad_()
+    loss, _ = completion_loss(h1, w, labels, chunk=5)
+    loss.backward()
+    h2 = h.clone().requires_grad_()
+    _reference(h2, w, labels).backward()
+    assert w.grad is None
+    torch.testing.assert_close(h1.grad, h2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_without_grad_mode_matches_and_builds_no_graph():
+    h, w, labels = _inputs(seed=2)
+    with torch.no_grad():
+        loss, _ = completion_loss(h.requires_grad_(), w, labels, chunk=3)
+    assert not loss.requires_grad
+    assert loss.item() == pytest.approx(_reference(h.detach(), w, labels).item(), rel=1e-5)
+
+
+def test_all_prompt_batch_gives_zero_loss_that_still_backpropagates():
+    h, w, _ = _inputs(seed=3)
+    h.requires_grad_()
+    labels = torch.full(h.shape[:2], IGNORE_INDEX)
+    loss, count = completion_loss(h, w, labels)
+    loss.backward()
+    assert count.item() == 0 and loss.item() == 0.0
+    assert torch.count_nonzero(h.grad) == 0
+
+
+def test_bf16_inputs_stay_close_to_fp32_and_loss_is_fp32():
+    h, w, labels = _inputs(seed=4, hidden=64, vocab=300)
+    keep = labels[:, 1:] != IGNORE_INDEX
+    targets, selected = labels[:, 1:][keep], h[:, :-1][keep]
+    exact = linear_cross_entropy(selected, w, targets)
+    low = linear_cross_entropy(selected.bfloat16(), w.bfloat16(), targets)
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(exact.item(), rel=2e-2)
