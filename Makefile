@@ -14,5 +14,7 @@ test:
 lint:
 	.venv/bin/ruff check src tests bench
 
-bench:
-	.venv/bin/python bench/run_all.py
+bench: install
+	.venv/bin/python -m pip install -q -e ".[bench]"
+	.venv/bin/python bench/bench_train.py
+	.venv/bin/python bench/bench_generate.py

@@ -31,14 +31,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-TRL_BASELINE = Path("/work/shared/bench/trl_baseline.py")
+SHARED = Path(os.environ.get("TUNESMITH_SHARED", HERE.resolve().parents[1] / "shared"))  # ../shared beside the repo
+TRL_BASELINE = SHARED / "bench" / "trl_baseline.py"
 RESULTS = HERE / "results"
 TRL_BEST = ["--bf16", "--padding-free", "--no-gradient-checkpointing"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="/work/shared/data/gsm8k/train.jsonl", help="JSONL of question/answer")
+    parser.add_argument("--data", default=str(SHARED / "data/gsm8k/train.jsonl"), help="JSONL of question/answer")
     parser.add_argument("--rows", type=int, default=400, help="use the first N rows")
     parser.add_argument("--mode", default="lora", choices=["lora", "full"])
     parser.add_argument("--steps", type=int, default=23, help="optimizer steps in all, warm-up included")

@@ -14,7 +14,7 @@ import random
 import re
 from pathlib import Path
 
-DEFAULT_WORDS = Path("/work/shared/data/gsm8k/train.jsonl")
+DEFAULT_WORDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
 
 
 def vocabulary(source: Path) -> list[str]:
