@@ -112,3 +112,15 @@ def test_precision_auto_and_explicit_choices(monkeypatch):
     assert resolve_precision("auto", "lora", "cpu").compute == "fp32"
     with pytest.raises(TunesmithError, match="train.precision: fp16 needs a GPU"):
         resolve_precision("fp16", "lora", "cpu")
+
+
+def test_self_supervised_text_data_trains_through_the_same_entry_point(tmp_path, tiny_model_dir):
+    data = tmp_path / "notes.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"text": f"Note {i}: the quick brown fox jumps over the lazy dog."}) + "\n" for i in range(40)
+        )
+    )
+    result = train(_config(tmp_path, tiny_model_dir, data, "data.format=text"), progress=False)
+    losses = [r["loss"] for r in map(json.loads, result.log_path.read_text().splitlines()) if "loss" in r]
+    assert result.steps == 4 and losses[-1] < losses[0]

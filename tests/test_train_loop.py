@@ -165,3 +165,25 @@ def test_early_stopping_and_keep_best(tmp_path):
     assert result.progress.stopped_early and result.steps < 40
     assert result.progress.best_step == min(evals, key=lambda r: r["eval_loss"])["step"]
     assert (tmp_path / "checkpoints" / "best" / "weights.safetensors").is_file()
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tmp_path):
+    from tunesmith.train.methods import enable_checkpointing
+
+    runs = []
+    for checkpointing in (False, True):
+        model, tokenizer = trainable_model("lora", FP32)
+        if checkpointing:
+            enable_checkpointing(model)
+        fit(
+            model,
+            qa_rows(tokenizer),
+            None,
+            settings(max_steps=3),
+            tmp_path / str(checkpointing),
+            pad_id=tokenizer.pad_token_id,
+            precision=FP32,
+            progress=False,
+        )
+        runs.append(_losses(tmp_path / str(checkpointing)))
+    assert runs[0] == pytest.approx(runs[1], rel=1e-6)

@@ -24,10 +24,10 @@ import torch
 from tunesmith.train.hardware import DTYPES, Precision
 from tunesmith.train.loss import DEFAULT_CHUNK
 
-ALLOCATOR_OVERHEAD = 1.35  # what the allocator holds beyond the tensors the backward pass keeps
-ELEMENTWISE_PASSES = 43  # effective passes over the kept activations per step (fwd + bwd, all small ops)
+ALLOCATOR_OVERHEAD = 1.6  # what glibc's heap holds beyond the tensors the backward pass keeps (fragmentation)
+ELEMENTWISE_PASSES = 50  # effective passes over the kept activations per step (fwd + bwd, all small ops)
 LAYER_OVERHEAD = 0.52  # GB of element-wise traffic that costs as much as one layer's fixed per-pass work
-DROPOUT_PASSES = 65  # element-wise passes' worth of work per LoRA dropout element (random bits are dear)
+DROPOUT_PASSES = 62  # element-wise passes' worth of work per LoRA dropout element (random bits are dear)
 FULL_BYTES_PER_PARAM = 250  # full fine-tuning: weight casts, weight gradients, AdamW, clipping, per parameter
 
 

@@ -36,6 +36,7 @@ class FitResult:
     tokens_per_s: float  # non-padding tokens through forward+backward per second of training steps
     step_times: list[float] = field(default_factory=list)  # seconds per step measured in this process
     step_tokens: list[int] = field(default_factory=list)  # non-padding tokens of those steps (all processes)
+    step_cpu_times: list[float] = field(default_factory=list)  # CPU seconds this process used in each step
     progress: Progress = field(default_factory=Progress)
     resumed_from: int | None = None
     wrapped: nn.Module | None = None  # the model as trained (DDP/FSDP-wrapped under torchrun)
@@ -76,7 +77,8 @@ def fit(
     objective = Objective(model)
     params = [p for p in objective.parameters() if p.requires_grad]
     names = ckpt.parameter_names(objective)
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    # fused: one kernel for all of AdamW's element-wise math (~4x the default on a CPU, 135M weights)
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
     state, resumed_from = Progress(), None
     start = ckpt.latest_checkpoint(folder) if resume else None
     if start is not None:
@@ -94,10 +96,12 @@ def fit(
     objective.train()
 
     result = FitResult(0, None, None, 0.0, progress=state, resumed_from=resumed_from)
+    if state.step >= total and cluster.is_main and progress:
+        print(f"{start} is the end of this run (step {state.step} of {total}): nothing left to train")
     window_loss, window_targets, window_tokens, window_time = 0.0, 0, 0, 0.0
     with ProgressBar(total, state.step, progress and cluster.is_main) as bar:
         while state.step < total and not state.stopped_early:
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             rows = plan.rows(state.step)
             step_tokens, step_targets = plan.counts(rows)
 
@@ -137,6 +141,7 @@ def fit(
             state.step += 1
             state.tokens_seen += step_tokens
             result.step_times.append(elapsed)
+            result.step_cpu_times.append(time.process_time() - cpu_began)
             result.step_tokens.append(step_tokens)
 
             # 5. log, evaluate, checkpoint

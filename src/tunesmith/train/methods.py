@@ -10,6 +10,7 @@ from torch import nn
 from tunesmith.config import LoraConfig
 from tunesmith.errors import TunesmithError
 from tunesmith.models import load_model
+from tunesmith.train.dropout import speed_up_lora_dropout
 from tunesmith.train.hardware import DTYPES, Precision
 
 
@@ -42,7 +43,11 @@ def prepare_for_training(
 
 def enable_checkpointing(model: nn.Module) -> None:
     """Recompute each layer in the backward pass instead of keeping its activations."""
-    causal_lm(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    lm = causal_lm(model)
+    if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.2x
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def add_lora(model: nn.Module, lora: LoraConfig, seed: int, autocast: bool = False) -> nn.Module:
@@ -71,6 +76,7 @@ def add_lora(model: nn.Module, lora: LoraConfig, seed: int, autocast: bool = Fal
         for module in model.modules():
             if hasattr(module, "lora_A"):
                 module.cast_input_dtype_enabled = False  # read by peft's LoRA layers
+    speed_up_lora_dropout(model)
     return model
 
 

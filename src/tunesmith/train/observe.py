@@ -56,7 +56,7 @@ class ProgressBar:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=console,
+            console=console or Console(stderr=True),
             disable=not enabled,
         )
         self._task = self._bar.add_task("train", total=total, completed=done, loss="-", lr="-", tps="-")

@@ -117,30 +117,47 @@ def measured(est: Estimate, result: FitResult, device: str, world: int) -> dict:
     """What the run took, beside the estimate for the same steps.
 
     Step time is the median over steps (the first, a warm-up, left out): a neighbour's burst of
-    work on a shared machine stretches a few steps, not the typical one. Tokens/s is over all steps.
+    work on a shared machine stretches a few steps, not the typical one. On a CPU, `cpu_share` is
+    the share of its threads' time this process was given while stepping; below 1, other work
+    took the rest, and `step_cpu_time_s` (CPU seconds per thread) is what a step costs the machine.
     """
-    pairs = list(zip(result.step_times, result.step_tokens, strict=True))
-    pairs = pairs[1:] or pairs
-    step_time = statistics.median(t for t, _ in pairs) if pairs else 0.0
-    expected = statistics.median(est.step_time_for(n / world) for _, n in pairs) if pairs else 0.0
-    return {
+    steps = list(zip(result.step_times, result.step_tokens, result.step_cpu_times or result.step_times, strict=True))
+    steps = steps[1:] or steps
+    threads = torch.get_num_threads() if device == "cpu" else 1
+    wall = sum(t for t, _, _ in steps)
+    seen = {
         "peak_memory_gb": round(peak_memory_bytes(device) / 1e9, 3),
-        "step_time_s": round(step_time, 4),
-        "estimated_step_time_s": round(expected, 4),
+        "step_time_s": round(statistics.median(t for t, _, _ in steps), 4) if steps else 0.0,
+        "estimated_step_time_s": round(statistics.median(est.step_time_for(n / world) for _, n, _ in steps), 4)
+        if steps
+        else 0.0,
         "tokens_per_s": round(result.tokens_per_s / world, 2),
-        "steps_timed": len(pairs),
+        "steps_timed": len(steps),
     }
+    if device == "cpu" and steps:
+        seen["step_cpu_time_s"] = round(statistics.median(c / threads for _, _, c in steps), 4)
+        seen["cpu_share"] = round(min(1.0, sum(c for _, _, c in steps) / max(1e-9, wall * threads)), 3)
+    return seen
 
 
 def comparison_table(est: Estimate, seen: dict) -> Table:
-    table = Table(title="estimate vs measured", title_justify="left")
+    share = seen.get("cpu_share", 1.0)
+    caption = (
+        f"other work took {1 - share:.0%} of this CPU while training: wall-clock step times are longer than "
+        "the machine's own; CPU time per thread shows those"
+        if share < 0.8
+        else None
+    )
+    table = Table(title="estimate vs measured", title_justify="left", caption=caption, caption_justify="left")
     for column in ("", "estimated", "measured", "off by"):
         table.add_column(column, justify="right" if column else "left")
     rows = [
         ("peak memory (GB)", est.peak_memory_gb, seen["peak_memory_gb"]),
         ("step time, median (s)", seen["estimated_step_time_s"], seen["step_time_s"]),
-        ("tokens/s per process", est.tokens_per_s, seen["tokens_per_s"]),
     ]
+    if share < 0.8:
+        rows.append(("step time, CPU s per thread", seen["estimated_step_time_s"], seen["step_cpu_time_s"]))
+    rows.append(("tokens/s per process", est.tokens_per_s, seen["tokens_per_s"]))
     for name, guess, real in rows:
         off = f"{(guess - real) / real:+.0%}" if real else "-"
         table.add_row(name, f"{guess:,.2f}", f"{real:,.2f}", off)
