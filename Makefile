@@ -16,5 +16,4 @@ lint:
 
 bench: install
 	.venv/bin/python -m pip install -q -e ".[bench]"
-	.venv/bin/python bench/bench_train.py
-	.venv/bin/python bench/bench_generate.py
+	.venv/bin/python bench/run_all.py

@@ -122,6 +122,13 @@ def main() -> None:
         rows.append(("tunesmith generate, batched", other, args.batch_size, tokens, seconds,
                      quality(texts, references), _agreement(texts, baseline_texts)))  # fmt: skip
     _print(rows, args, path)
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "generate.json").write_text(json.dumps([
+        {"method": name, "dtype": str(dtype).removeprefix("torch."), "batch": batch, "tokens": tokens,
+         "seconds": seconds, "tokens_per_s": tokens / seconds, **scores, "agreement": agree}
+        for name, dtype, batch, tokens, seconds, scores, agree in rows
+    ], indent=2) + "\n")  # fmt: skip
 
 
 def _agreement(texts: list[str], baseline: list[str]) -> float:

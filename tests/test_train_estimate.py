@@ -96,3 +96,25 @@ def test_measured_uses_the_median_step_and_compares_like_with_like(monkeypatch):
     assert seen["estimated_step_time_s"] == pytest.approx(estimate.step_time_s, rel=1e-3)
     rendered = comparison_table(estimate, seen)
     assert [c.header for c in rendered.columns] == ["", "estimated", "measured", "off by"]
+
+
+def test_compile_is_chosen_only_when_the_run_pays_back_its_compile_time(monkeypatch):
+    from tunesmith.config import TrainConfig
+    from tunesmith.train.planning import COMPILE_COST_S, ResourcePlan
+
+    compiled = _estimate(monkeypatch, _work(), compiled=True)
+    eager = _estimate(monkeypatch, _work())
+    assert compiled.step_time_s == pytest.approx(est.COMPILED_STEP * eager.step_time_s)
+    monkeypatch.setattr("tunesmith.train.methods.count_parameters", lambda model: (5_000_000, 135_000_000))
+
+    def plan(steps, **train):
+        p = ResourcePlan(SMOLLM, _work(), TrainConfig(**train), LORA_BF16, "sdpa", "cpu")
+        return p.choose_compile(None, steps)
+
+    # savings per step = (1 - COMPILED_STEP) x eager step time; break-even at COMPILE_COST_S
+    step = ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "sdpa", "cpu").estimate_for(None).step_time_s
+    break_even = COMPILE_COST_S / ((1 - est.COMPILED_STEP) * step)
+    assert plan(int(break_even * 1.2)) and not plan(int(break_even * 0.8))
+    assert not plan(10_000, compile=False) and plan(1, compile=True)
+    checkpointed = ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "sdpa", "cpu", checkpointing=True)
+    assert not checkpointed.choose_compile(None, 10_000)

@@ -187,3 +187,27 @@ def test_gradient_checkpointing_changes_memory_not_results(tmp_path):
         )
         runs.append(_losses(tmp_path / str(checkpointing)))
     assert runs[0] == pytest.approx(runs[1], rel=1e-6)
+
+
+def test_compiled_layers_train_to_the_same_losses_and_keep_parameter_names(tmp_path):
+    from tunesmith.train.methods import compile_layers
+
+    runs, names = [], []
+    for compiled in (False, True):
+        model, tokenizer = trainable_model("lora", FP32)
+        if compiled:
+            assert compile_layers(model)
+        fit(
+            model,
+            qa_rows(tokenizer),
+            None,
+            settings(max_steps=4),
+            tmp_path / str(compiled),
+            pad_id=tokenizer.pad_token_id,
+            precision=FP32,
+            progress=False,
+        )
+        runs.append(_losses(tmp_path / str(compiled)))
+        names.append(sorted(name for name, _ in model.named_parameters()))
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+    assert names[0] == names[1]

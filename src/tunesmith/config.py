@@ -81,6 +81,11 @@ class TrainConfig(Section):
     gradient_checkpointing: bool | Literal["auto"] = Field(
         "auto", description="Trade compute for memory; 'auto' lets the memory estimate decide."
     )
+    compile: bool | Literal["auto"] = Field(
+        "auto",
+        description="torch.compile each transformer layer (fuses the small element-wise ops); 'auto' = when "
+        "the estimated training time pays back the compile time.",
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     log_every: int = Field(5, ge=1, description="Steps between train_log.jsonl records.")
     eval_every: int | None = Field(None, ge=1, description="Steps between eval-loss measurements.")

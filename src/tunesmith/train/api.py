@@ -20,7 +20,7 @@ from tunesmith.train import methods, provenance
 from tunesmith.train.batching import TrainData
 from tunesmith.train.distributed import Cluster
 from tunesmith.train.hardware import check_method, resolve_precision
-from tunesmith.train.loop import FitResult, fit
+from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
 from tunesmith.train.planning import comparison_table, measured, plan_resources
 
@@ -64,6 +64,8 @@ def train(config: Config, *, resume: bool | None = None, progress: bool = True) 
     plan = plan_resources(model, data, settings, precision, ATTENTION, cluster.world, cluster.rank, cluster.device.type)
     if plan.choose_checkpointing(model):
         methods.enable_checkpointing(model)
+    if plan.choose_compile(model, total_steps(settings, plan.work.steps_per_epoch)):
+        plan.compiled = methods.compile_layers(model)
     estimate = plan.estimate_for(model)
     console.print(plan.describe(estimate, config.model))
 

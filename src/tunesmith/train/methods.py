@@ -50,6 +50,19 @@ def enable_checkpointing(model: nn.Module) -> None:
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def compile_layers(model: nn.Module) -> bool:
+    """torch.compile each decoder layer in place (parameter names unchanged, so checkpoints and
+    saved weights are the same as without). Shapes are marked dynamic: batches vary in length.
+    A model whose layers are not found is left as it is; returns whether anything was compiled."""
+    try:
+        layers = causal_lm(model).get_decoder().layers
+    except (AttributeError, ValueError):
+        return False
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return True
+
+
 def add_lora(model: nn.Module, lora: LoraConfig, seed: int, autocast: bool = False) -> nn.Module:
     """peft LoRA adapters (fp32 weights). Under autocast, activations stay in the compute dtype:
     peft would otherwise copy every adapter input to fp32 and every output back (~10% of a step)."""

@@ -34,6 +34,7 @@ RESUMABLE_CHANGES = {
     "train.early_stopping_patience",
     "train.keep_best",
     "train.gradient_checkpointing",
+    "train.compile",
 }
 
 
