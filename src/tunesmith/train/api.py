@@ -24,8 +24,7 @@ from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
 from tunesmith.train.planning import comparison_table, measured, plan_resources
 
-# Measured on this loop (SmolLM2-135M, bf16, CPU): eager attention was within 5% of SDPA's speed
-# but keeps every [T, T] attention matrix for the backward pass; SDPA does not.
+# The kernel the model is loaded with; on a CPU short batches switch to eager (train/attention.py).
 ATTENTION = "sdpa"
 
 

@@ -18,10 +18,12 @@ from torch import nn
 
 from tunesmith.config import TrainConfig
 from tunesmith.train import checkpoint as ckpt
+from tunesmith.train.attention import use_attention
 from tunesmith.train.batching import Batch, StepPlan, TrainData, collate, split_step
 from tunesmith.train.distributed import Cluster
 from tunesmith.train.evaluation import eval_loss
 from tunesmith.train.hardware import DTYPES, Precision
+from tunesmith.train.methods import causal_lm
 from tunesmith.train.objective import Objective
 from tunesmith.train.observe import ProgressBar, Trackers, TrainLog
 from tunesmith.train.resume import Progress, restore, save_best, save_checkpoint
@@ -74,7 +76,7 @@ def fit(
     log = TrainLog(run_dir / "train_log.jsonl")
     fingerprint = {"steps": total, "world": cluster.world, **(fingerprint or {})}
 
-    objective = Objective(model)
+    objective = Objective(model, cluster.device.type)
     params = [p for p in objective.parameters() if p.requires_grad]
     names = ckpt.parameter_names(objective)
     # fused: one kernel for all of AdamW's element-wise math (~4x the default on a CPU, 135M weights)
@@ -184,6 +186,7 @@ def fit(
     timed = slice(1, None) if len(result.step_times) > 1 else slice(None)  # the first step warms up
     result.tokens_per_s = sum(result.step_tokens[timed]) / max(1e-9, sum(result.step_times[timed]))
     result.steps, result.wrapped = state.step, objective
+    use_attention(causal_lm(model), cluster.unwrap(objective).loaded_attention)  # as loaded, for later use
     return result
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.train.attention import attention_for, use_attention
 from tunesmith.train.loss import IGNORE_INDEX, completion_loss
 from tunesmith.train.methods import causal_lm
 
@@ -16,15 +17,19 @@ _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling",
 class Objective(nn.Module):
     """forward(input_ids, labels, position_ids) -> (sum of token losses, number of trained targets)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, device: str | None = None):
         super().__init__()
         self.model = model  # a transformers causal LM, or a peft model around one
         lm = causal_lm(model)
+        self.loaded_attention = lm.config._attn_implementation
+        self.device = device  # where batches run: picks the attention kernel per batch width (None: never switch)
         self._no_split_modules = getattr(lm, "_no_split_modules", None)  # FSDP wraps these layers
         self.fused = fused_head_supported(lm)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None):
         lm = causal_lm(self.model)
+        if self.device is not None:
+            use_attention(lm, attention_for(input_ids.shape[1], self.device, self.loaded_attention))
         if self.fused:
             # hidden states only; lm_head + CE run at trained positions, in chunks
             hidden = lm.get_decoder()(input_ids=input_ids, position_ids=position_ids, use_cache=False)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from tunesmith.config import TrainConfig
 from tunesmith.train import methods
+from tunesmith.train.attention import EAGER_MAX_WIDTH, attention_for
 from tunesmith.train.batching import TrainData, plan_epoch, split_step
 from tunesmith.train.estimate import COMPILED_STEP, Estimate, ModelShape, Workload, estimate, peak_memory_bytes
 from tunesmith.train.hardware import Precision
@@ -32,6 +33,11 @@ class ResourcePlan:
     checkpointing: bool = False
     compiled: bool = False
 
+    @property
+    def peak_attention(self) -> str:
+        """The attention kernel of the widest batch, the one that sets peak memory."""
+        return attention_for(self.work.largest_micro_width, self.device, self.attention)
+
     def estimate_for(self, model, checkpointing: bool | None = None) -> Estimate:
         trainable, total = methods.count_parameters(model)
         return estimate(
@@ -39,7 +45,7 @@ class ResourcePlan:
             self.work,
             method=self.settings.method,
             precision=self.precision,
-            attention=self.attention,
+            attention=self.peak_attention,
             trainable=trainable,
             total=total,
             lora_dropout=self.settings.lora.dropout,
@@ -76,6 +82,11 @@ class ResourcePlan:
         share = est.trainable_params / max(1, est.total_params)
         checkpointing = "on" if est.gradient_checkpointing else "off"
         compiled = " · compiled layers (the first step compiles)" if self.compiled else ""
+        attention = self.attention
+        if attention_for(1, self.device, self.attention) != self.attention:
+            attention = f"eager attention up to {EAGER_MAX_WIDTH} tokens, {self.attention} above"
+        else:
+            attention += " attention"
         busy = (
             f"\n[yellow]this machine is busy: other work takes ~{est.machine_busy:.0%} of its speed now; "
             "the estimate is for the machine to itself[/]"
@@ -86,7 +97,7 @@ class ResourcePlan:
             "\n".join(
                 [
                     f"[bold]train[/] {self.settings.method} on {model_name} · {p.compute} ({weights}) · "
-                    f"{self.attention} attention · {self.device}, {torch.get_num_threads()} threads{compiled}",
+                    f"{attention} · {self.device}, {torch.get_num_threads()} threads{compiled}",
                     f"trainable parameters: {est.trainable_params:,} of {est.total_params:,} ({share:.2%})",
                     f"estimate: peak memory {est.peak_memory_gb:.2f} GB · {est.step_time_s:.2f} s/step · "
                     f"{self.work.steps_per_epoch} steps/epoch = {_duration(est.epoch_time_s)} per epoch · "
