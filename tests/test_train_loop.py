@@ -167,47 +167,40 @@ def test_early_stopping_and_keep_best(tmp_path):
     assert (tmp_path / "checkpoints" / "best" / "weights.safetensors").is_file()
 
 
-def test_gradient_checkpointing_changes_memory_not_results(tmp_path):
-    from tunesmith.train.methods import enable_checkpointing
-
+def _with_and_without(tmp_path, change, steps):
+    """Train the same LoRA model twice, as built and after `change(model)`: (losses, parameter names) each."""
     runs = []
-    for checkpointing in (False, True):
+    for changed in (False, True):
         model, tokenizer = trainable_model("lora", FP32)
-        if checkpointing:
-            enable_checkpointing(model)
+        if changed:
+            change(model)
         fit(
             model,
             qa_rows(tokenizer),
             None,
-            settings(max_steps=3),
-            tmp_path / str(checkpointing),
+            settings(max_steps=steps),
+            tmp_path / str(changed),
             pad_id=tokenizer.pad_token_id,
             precision=FP32,
             progress=False,
         )
-        runs.append(_losses(tmp_path / str(checkpointing)))
-    assert runs[0] == pytest.approx(runs[1], rel=1e-6)
+        runs.append((_losses(tmp_path / str(changed)), sorted(name for name, _ in model.named_parameters())))
+    return runs
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tmp_path):
+    from tunesmith.train.methods import enable_checkpointing
+
+    (plain, _), (checkpointed, _) = _with_and_without(tmp_path, enable_checkpointing, steps=3)
+    assert plain == pytest.approx(checkpointed, rel=1e-6)
 
 
 def test_compiled_layers_train_to_the_same_losses_and_keep_parameter_names(tmp_path):
     from tunesmith.train.methods import compile_layers
 
-    runs, names = [], []
-    for compiled in (False, True):
-        model, tokenizer = trainable_model("lora", FP32)
-        if compiled:
-            assert compile_layers(model)
-        fit(
-            model,
-            qa_rows(tokenizer),
-            None,
-            settings(max_steps=4),
-            tmp_path / str(compiled),
-            pad_id=tokenizer.pad_token_id,
-            precision=FP32,
-            progress=False,
-        )
-        runs.append(_losses(tmp_path / str(compiled)))
-        names.append(sorted(name for name, _ in model.named_parameters()))
-    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
-    assert names[0] == names[1]
+    def compile_all(model):
+        assert compile_layers(model)
+
+    (eager, eager_names), (compiled, compiled_names) = _with_and_without(tmp_path, compile_all, steps=4)
+    assert eager == pytest.approx(compiled, rel=1e-4)
+    assert eager_names == compiled_names
