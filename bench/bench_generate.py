@@ -12,10 +12,10 @@ Throughput = generated tokens (counting the EOS each answer stopped on) per seco
 
   python bench/bench_generate.py --examples 32 --max-new-tokens 64 --batch-size 16
 
-Measured 2026-11-27 on the 2-core Sapphire Rapids dev machine, shared (load average ~6.5), with
-OMP_NUM_THREADS=1 (two OpenMP threads on an oversubscribed machine spin and run 10-25x slower):
-one at a time bf16 9.2 tok/s; batched (16) bf16 74.0 tok/s = 8.1x; batched fp32 42.9 tok/s.
-Token F1 / ROUGE-L against the references: bf16 0.113 / 0.117, fp32 0.121 / 0.123 (32 questions).
+Measured 2026-11-27 on the 2-core Sapphire Rapids dev machine, quiet (load average ~1.9), through
+bench/run_all.py with --skip-quality: one at a time bf16 28.4 tok/s; batched (16) bf16 296.5 tok/s = 10.4x.
+An earlier run on a shared machine (load ~6.5, OMP_NUM_THREADS=1) gave 9.2 vs 74.0 tok/s (8.1x), and
+token F1 / ROUGE-L against the references of bf16 0.113 / 0.117, fp32 0.121 / 0.123 (32 questions).
 """
 
 from __future__ import annotations

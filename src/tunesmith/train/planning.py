@@ -83,7 +83,7 @@ class ResourcePlan:
         checkpointing = "on" if est.gradient_checkpointing else "off"
         compiled = " · compiled layers (the first step compiles)" if self.compiled else ""
         attention = self.attention
-        if attention_for(1, self.device, self.attention) != self.attention:
+        if attention_for(1, self.device, self.attention) != self.attention:  # short batches switch kernel here
             attention = f"eager attention up to {EAGER_MAX_WIDTH} tokens, {self.attention} above"
         else:
             attention += " attention"
