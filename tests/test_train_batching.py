@@ -5,7 +5,7 @@ import torch
 
 from tiny import tiny_model, tiny_tokenizer
 from train_helpers import packed_rows, qa_rows
-from tunesmith.train.attention import EAGER_MAX_WIDTH, attention_for
+from tunesmith.train.attention import SHORT_MAX_WIDTH, SHORT_ROW_KERNEL, attention_for
 from tunesmith.train.batching import collate, plan_epoch, split_step
 from tunesmith.train.loss import IGNORE_INDEX
 from tunesmith.train.objective import Objective
@@ -49,7 +49,7 @@ def test_collate_pads_right_and_masks_by_length_not_by_token_id():
     assert batch.position_ids is None
 
 
-@pytest.mark.parametrize("device", [None, "cpu"], ids=["sdpa", "eager-for-short-rows"])
+@pytest.mark.parametrize("device", [None, "cpu"], ids=["sdpa", "cpu-short-rows"])
 def test_packed_rows_give_the_same_loss_as_the_examples_one_by_one(device):
     tokenizer = tiny_tokenizer()
     objective = Objective(tiny_model(tokenizer), device).eval()
@@ -66,7 +66,7 @@ def test_packed_rows_give_the_same_loss_as_the_examples_one_by_one(device):
     torch.testing.assert_close(packed_loss, sum(loss for loss, _ in parts), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("device", [None, "cpu"], ids=["sdpa", "eager-for-short-rows"])
+@pytest.mark.parametrize("device", [None, "cpu"], ids=["sdpa", "cpu-short-rows"])
 def test_right_padding_without_an_attention_mask_leaves_real_tokens_alone(device):
     tokenizer = tiny_tokenizer()
     objective = Objective(tiny_model(tokenizer), device).eval()
@@ -90,7 +90,7 @@ def test_long_rows_are_cut_into_more_micro_batches_under_the_token_budget():
     assert sorted(i for shard in two for micro in shard for i in micro) == rows
 
 
-def test_short_batches_use_eager_attention_on_a_cpu_with_the_same_loss_and_gradients():
+def test_short_batches_use_the_short_row_kernel_on_a_cpu_with_the_same_loss_and_gradients():
     tokenizer = tiny_tokenizer()
     model = tiny_model(tokenizer)
     lm_config = model.config
@@ -102,12 +102,13 @@ def test_short_batches_use_eager_attention_on_a_cpu_with_the_same_loss_and_gradi
         loss, _ = Objective(model, device)(batch.input_ids, batch.labels)
         loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
-        assert lm_config._attn_implementation == ("sdpa" if device is None else "eager")
+        assert lm_config._attn_implementation == ("sdpa" if device is None else SHORT_ROW_KERNEL)
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
     for a, b in zip(results[0][1], results[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     lm_config._attn_implementation = "sdpa"
-    wide = torch.full((1, EAGER_MAX_WIDTH + 1), 5)
+    wide = torch.full((1, SHORT_MAX_WIDTH + 1), 5)
     Objective(model, "cpu")(wide, wide)
     assert lm_config._attn_implementation == "sdpa"
-    assert attention_for(EAGER_MAX_WIDTH, "cuda") == "sdpa" and attention_for(EAGER_MAX_WIDTH, "cpu") == "eager"
+    assert attention_for(SHORT_MAX_WIDTH, "cuda") == "sdpa"
+    assert attention_for(SHORT_MAX_WIDTH, "cpu") == SHORT_ROW_KERNEL

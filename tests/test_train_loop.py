@@ -167,8 +167,9 @@ def test_early_stopping_and_keep_best(tmp_path):
     assert (tmp_path / "checkpoints" / "best" / "weights.safetensors").is_file()
 
 
-def _with_and_without(tmp_path, change, steps):
-    """Train the same LoRA model twice, as built and after `change(model)`: (losses, parameter names) each."""
+def _with_and_without(tmp_path, change, steps, **changed_fit):
+    """Train the same LoRA model twice, as built and after `change(model)` (with `changed_fit` passed to
+    fit): (losses, parameter names) each."""
     runs = []
     for changed in (False, True):
         model, tokenizer = trainable_model("lora", FP32)
@@ -183,6 +184,7 @@ def _with_and_without(tmp_path, change, steps):
             pad_id=tokenizer.pad_token_id,
             precision=FP32,
             progress=False,
+            **(changed_fit if changed else {}),
         )
         runs.append((_losses(tmp_path / str(changed)), sorted(name for name, _ in model.named_parameters())))
     return runs
@@ -195,12 +197,12 @@ def test_gradient_checkpointing_changes_memory_not_results(tmp_path):
     assert plain == pytest.approx(checkpointed, rel=1e-6)
 
 
-def test_compiled_layers_train_to_the_same_losses_and_keep_parameter_names(tmp_path):
+def test_compiled_layers_and_loss_train_to_the_same_losses_and_keep_parameter_names(tmp_path):
     from tunesmith.train.methods import compile_layers
 
     def compile_all(model):
         assert compile_layers(model)
 
-    (eager, eager_names), (compiled, compiled_names) = _with_and_without(tmp_path, compile_all, steps=4)
+    (eager, eager_names), (compiled, compiled_names) = _with_and_without(tmp_path, compile_all, steps=4, compiled=True)
     assert eager == pytest.approx(compiled, rel=1e-4)
     assert eager_names == compiled_names

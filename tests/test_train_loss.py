@@ -26,13 +26,13 @@ def _inputs(seed=0, batch=3, length=11, hidden=16, vocab=50):
     return h, w, labels
 
 
-@pytest.mark.parametrize("chunk", [1, 4, 1024])
-def test_loss_and_gradients_equal_full_logits_in_fp32(chunk):
+@pytest.mark.parametrize(("chunk", "compiled"), [(1, False), (4, False), (1024, False), (4, True)])
+def test_loss_and_gradients_equal_full_logits_in_fp32(chunk, compiled):
     h, w, labels = _inputs()
     h1, w1 = h.clone().requires_grad_(), w.clone().requires_grad_()
     h2, w2 = h.clone().requires_grad_(), w.clone().requires_grad_()
 
-    loss, count = completion_loss(h1, w1, labels, chunk=chunk)
+    loss, count = completion_loss(h1, w1, labels, chunk=chunk, compiled=compiled)
     expected = _reference(h2, w2, labels)
     (loss * 0.7).backward()
     (expected * 0.7).backward()
@@ -80,3 +80,17 @@ def test_bf16_inputs_stay_close_to_fp32_and_loss_is_fp32():
     low = linear_cross_entropy(selected.bfloat16(), w.bfloat16(), targets)
     assert low.dtype == torch.float32
     assert low.item() == pytest.approx(exact.item(), rel=2e-2)
+
+
+def test_compiled_block_gives_the_eager_block_loss_and_gradient_in_bf16():
+    from tunesmith.train.loss import _compiled_block, block_loss_and_grad
+
+    gen = torch.Generator().manual_seed(5)
+    logits = (torch.randn(7, 300, generator=gen) * 4).bfloat16()
+    targets = torch.randint(0, 300, (7,), generator=gen)
+    eager_loss, eager_grad = block_loss_and_grad(logits.clone(), targets)
+    loss, grad = _compiled_block()(logits, targets)
+    assert grad.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(eager_loss.item(), rel=1e-5)
+    torch.testing.assert_close(grad.float(), eager_grad.float(), rtol=1e-2, atol=4e-3)  # one bf16 rounding
+    assert grad.float().sum(dim=1).abs().max() < 0.02  # softmax minus one-hot: each row sums to 0

@@ -24,7 +24,7 @@ from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
 from tunesmith.train.planning import comparison_table, measured, plan_resources
 
-# The kernel the model is loaded with; on a CPU short batches switch to eager (train/attention.py).
+# The kernel the model is loaded with; on a CPU short batches switch kernel (train/attention.py).
 ATTENTION = "sdpa"
 
 
@@ -80,6 +80,7 @@ def train(config: Config, *, resume: bool | None = None, progress: bool = True) 
         progress=progress,
         fingerprint=provenance.resume_fingerprint(config, run),
         cluster=cluster,
+        compiled=plan.compiled,
     )
     output = run.adapter if settings.method in ("lora", "qlora") else run.model
     save_output(cluster, result.wrapped, model, tokenizer, prepared.template, output)

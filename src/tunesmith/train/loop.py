@@ -63,8 +63,10 @@ def fit(
     progress: bool = True,
     fingerprint: dict[str, Any] | None = None,
     cluster: Cluster | None = None,
+    compiled: bool = False,
 ) -> FitResult:
-    """Train `model` (adapters attached, or all weights trainable) on `train_rows`; checkpoints in run_dir."""
+    """Train `model` (adapters attached, or all weights trainable) on `train_rows`; checkpoints in run_dir.
+    `compiled`: the layers were compiled (methods.compile_layers); the loss then compiles its kernel too."""
     cluster = cluster or Cluster.create(fsdp=settings.fsdp)
     data = train_rows if isinstance(train_rows, TrainData) else TrainData.from_rows(train_rows)
     eval_data = TrainData.from_rows(eval_rows) if eval_rows is not None and len(eval_rows) else None
@@ -76,7 +78,7 @@ def fit(
     log = TrainLog(run_dir / "train_log.jsonl")
     fingerprint = {"steps": total, "world": cluster.world, **(fingerprint or {})}
 
-    objective = Objective(model, cluster.device.type)
+    objective = Objective(model, cluster.device.type, compiled_loss=compiled)
     params = [p for p in objective.parameters() if p.requires_grad]
     names = ckpt.parameter_names(objective)
     # fused: one kernel for all of AdamW's element-wise math (~4x the default on a CPU, 135M weights)

@@ -17,7 +17,7 @@ _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling",
 class Objective(nn.Module):
     """forward(input_ids, labels, position_ids) -> (sum of token losses, number of trained targets)."""
 
-    def __init__(self, model: nn.Module, device: str | None = None):
+    def __init__(self, model: nn.Module, device: str | None = None, compiled_loss: bool = False):
         super().__init__()
         self.model = model  # a transformers causal LM, or a peft model around one
         lm = causal_lm(model)
@@ -25,6 +25,7 @@ class Objective(nn.Module):
         self.device = device  # where batches run: picks the attention kernel per batch width (None: never switch)
         self._no_split_modules = getattr(lm, "_no_split_modules", None)  # FSDP wraps these layers
         self.fused = fused_head_supported(lm)
+        self.compiled_loss = compiled_loss  # the fused head's per-block softmax as one compiled kernel
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None):
         lm = causal_lm(self.model)
@@ -33,7 +34,8 @@ class Objective(nn.Module):
         if self.fused:
             # hidden states only; lm_head + CE run at trained positions, in chunks
             hidden = lm.get_decoder()(input_ids=input_ids, position_ids=position_ids, use_cache=False)
-            return completion_loss(hidden.last_hidden_state, lm.get_output_embeddings().weight, labels)
+            head = lm.get_output_embeddings().weight
+            return completion_loss(hidden.last_hidden_state, head, labels, compiled=self.compiled_loss)
         logits = self.model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits  # [B, T, V]
         targets = labels[:, 1:]
         loss = F.cross_entropy(

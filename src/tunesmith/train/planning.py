@@ -10,7 +10,7 @@ from rich.table import Table
 
 from tunesmith.config import TrainConfig
 from tunesmith.train import methods
-from tunesmith.train.attention import EAGER_MAX_WIDTH, attention_for
+from tunesmith.train.attention import SHORT_MAX_WIDTH, attention_for
 from tunesmith.train.batching import TrainData, plan_epoch, split_step
 from tunesmith.train.estimate import COMPILED_STEP, Estimate, ModelShape, Workload, estimate, peak_memory_bytes
 from tunesmith.train.hardware import Precision
@@ -84,7 +84,7 @@ class ResourcePlan:
         compiled = " · compiled layers (the first step compiles)" if self.compiled else ""
         attention = self.attention
         if attention_for(1, self.device, self.attention) != self.attention:  # short batches switch kernel here
-            attention = f"eager attention up to {EAGER_MAX_WIDTH} tokens, {self.attention} above"
+            attention = f"CPU short-row attention up to {SHORT_MAX_WIDTH} tokens, {self.attention} above"
         else:
             attention += " attention"
         busy = (
