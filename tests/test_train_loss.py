@@ -94,3 +94,18 @@ def test_compiled_block_gives_the_eager_block_loss_and_gradient_in_bf16():
     assert loss.item() == pytest.approx(eager_loss.item(), rel=1e-5)
     torch.testing.assert_close(grad.float(), eager_grad.float(), rtol=1e-2, atol=4e-3)  # one bf16 rounding
     assert grad.float().sum(dim=1).abs().max() < 0.02  # softmax minus one-hot: each row sums to 0
+
+
+def test_under_autocast_fp32_hidden_states_run_the_head_in_the_autocast_dtype():
+    """Full fine-tuning hands the head fp32 hidden states; its matmuls still run in bf16, gradients come back fp32."""
+    h, w, labels = _inputs(seed=6, hidden=64, vocab=300)
+    keep = labels[:, 1:] != IGNORE_INDEX
+    targets, selected = labels[:, 1:][keep], h[:, :-1][keep]
+    hidden, weight = selected.clone().requires_grad_(), w.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = linear_cross_entropy(hidden, weight, targets)
+    auto.backward()
+    low = linear_cross_entropy(selected.bfloat16(), w.bfloat16(), targets)
+    exact = linear_cross_entropy(selected, w, targets)
+    assert auto.item() == low.item() != exact.item()
+    assert hidden.grad.dtype == weight.grad.dtype == torch.float32
