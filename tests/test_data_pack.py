@@ -1,5 +1,7 @@
 """Packing fills rows without letting examples see each other; collation pads by length, not by id."""
 
+import json
+
 import numpy as np
 import torch
 
@@ -30,6 +32,8 @@ def test_packed_row_restarts_positions_and_masks_each_first_label():
     assert row["source"] == "d.jsonl:1;d.jsonl:2;d.jsonl:3" and row["example"] == ""
     starts = [i for i, p in enumerate(row["position_ids"]) if p == 0]
     assert starts == [0, 5, 9]  # sequence boundaries
+    canonical = [{**e, "example": json.dumps({"n": n})} for n, e in enumerate([A, B, C])]
+    assert json.loads(pack_row(canonical)["example"]) == [{"n": 0}, {"n": 1}, {"n": 2}]  # kept for few-shot
 
 
 def test_pack_stream_packs_each_window_into_full_rows():

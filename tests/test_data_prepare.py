@@ -136,6 +136,12 @@ def test_packing_and_skipped_rows(tiny_model_dir, tmp_path):
     assert all(row["labels"][s] == -100 for s in starts)
     assert result.test.column_names == ["input_ids", "labels", "example", "source"]
     assert "(packed row, example 1)" in result.summary
+    # packed rows keep their examples' canonical rows, so the few-shot baseline can draw from them
+    from tunesmith.evaluate.examples import examples_from_rows
+
+    shots = examples_from_rows(result.train)
+    assert len(shots) == 32 and len({shot.source for shot in shots}) == 32
+    assert all(shot.source.startswith(f"{path}:") and shot.reference for shot in shots)
 
 
 @pytest.mark.slow

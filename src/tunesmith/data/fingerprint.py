@@ -14,7 +14,7 @@ from tunesmith.config import DataConfig
 from tunesmith.data.tokenize import adds_bos
 from tunesmith.errors import TunesmithError
 
-PREP_VERSION = 1  # bump when prep's output changes for the same inputs
+PREP_VERSION = 2  # bump when prep's output changes for the same inputs (2: packed rows keep their examples)
 CHUNK = 1 << 20
 
 

@@ -58,7 +58,12 @@ def pack_row(examples: list[dict]) -> dict:
         labels += [IGNORE_INDEX, *example["labels"][1:]]
         position_ids += range(len(example["input_ids"]))
     sources = ";".join(example["source"] for example in examples)
-    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "example": "", "source": sources}
+    # the canonical rows, as a JSON array, so that evaluation can still draw few-shot examples from them
+    complete = all(example.get("example") for example in examples)
+    together = "[" + ",".join(example["example"] for example in examples) + "]" if complete else ""
+    return {
+        "input_ids": input_ids, "labels": labels, "position_ids": position_ids, "example": together, "source": sources
+    }
 
 
 def pack_stream(batches: Iterable[dict[str, list]], capacity: int, window: int = WINDOW) -> Iterator[dict[str, list]]:

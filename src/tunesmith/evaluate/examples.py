@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Literal
 
 from tunesmith.data.templates import Template
@@ -48,16 +49,13 @@ def examples_from_rows(rows, limit: int | None = None) -> list[EvalExample]:
         TunesmithError: If no row has a question and a reference answer (e.g. plain text data).
     """
     examples: list[EvalExample] = []
-    for index, row in enumerate(rows):
+    for index, example, source in _canonical_rows(rows):
         if limit is not None and len(examples) >= limit:
             break
-        example = json.loads(row["example"]) if row.get("example") else {}
         messages = example.get("messages") or []
         if len(messages) < 2 or messages[-1].get("role") != "assistant":
             continue
-        examples.append(
-            EvalExample(index, row.get("source", ""), messages[:-1], example.get("input", ""), messages[-1]["content"])
-        )
+        examples.append(EvalExample(index, source, messages[:-1], example.get("input", ""), messages[-1]["content"]))
     if not examples:
         raise TunesmithError(
             "eval: the test split has no question/answer examples to generate answers for "
@@ -65,6 +63,18 @@ def examples_from_rows(rows, limit: int | None = None) -> list[EvalExample]:
             "or messages data, or look at the eval loss in train_log.jsonl instead"
         )
     return examples
+
+
+def _canonical_rows(rows):
+    """(row index, canonical row, source) of each example; a packed row holds several (a JSON array,
+    sources joined by ";")."""
+    for index, row in enumerate(rows):
+        parsed = json.loads(row["example"]) if row.get("example") else {}
+        if isinstance(parsed, list):
+            for example, source in zip_longest(parsed, row.get("source", "").split(";"), fillvalue=""):
+                yield index, example, source
+        else:
+            yield index, parsed, row.get("source", "")
 
 
 def answer_ids(tokenizer, template: Template, example: EvalExample) -> list[int]:

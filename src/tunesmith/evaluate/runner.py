@@ -105,7 +105,7 @@ def _plan(config: Config, train_rows, task: Task, models) -> tuple[dict[str, Eva
             try:
                 plan[name] = replace(settings, shots=ShotIndex(examples_from_rows(train_rows)), k=config.eval.few_shot)
             except TunesmithError:
-                skipped[name] = "the training split has no question/answer rows to use as shots (packed or text)"
+                skipped[name] = "the training split has no question/answer rows to use as shots (plain-text data)"
     return plan, skipped
 
 
