@@ -105,6 +105,7 @@ def test_eos_stop_string_and_limits(tok, lm):
     eos_at = next(i for i in range(2, 12) if free[i] not in free[:i])
     [by_eos] = generate(lm, tok, [Sequence(prompt, 12)], stop_ids={free[eos_at]})
     assert (by_eos.token_ids, by_eos.finish_reason) == (free[:eos_at], "stop")
+    assert by_eos.generated == eos_at + 1  # the EOS was generated too: usage counts it, as evaluate does
 
     full_text = tok.decode(free, skip_special_tokens=True)
     stop = full_text[5:8]
@@ -114,7 +115,7 @@ def test_eos_stop_string_and_limits(tok, lm):
 
     long_prompt = (prompt * 200)[:510]  # the tiny model's context is 512
     [clipped] = generate(lm, tok, [Sequence(long_prompt, 50)], stop_ids=set())
-    assert (len(clipped.token_ids), clipped.finish_reason) == (2, "length")
+    assert (len(clipped.token_ids), clipped.finish_reason, clipped.generated) == (2, "length", 2)
 
 
 def test_rows_finish_independently_and_can_be_cancelled(tok, lm):

@@ -28,6 +28,7 @@ class Sequence:
     stop_strings: tuple[str, ...] = ()
     seed: int | None = None
     token_ids: list[int] = field(default_factory=list)  # generated, without the token that stopped it
+    generated: int = 0  # tokens the model produced, counting a stop token it ended on (as evaluate counts EOS)
     text: str = ""  # generated text, cut before any stop string
     finish_reason: str | None = None  # stop | length | cancelled
 
@@ -74,6 +75,7 @@ class Decoder:
         if cancelled:
             seq.finish_reason = "cancelled"
             return "", "cancelled"
+        seq.generated += 1
         if token in self.stop_ids:
             delta, finish = stream.flush(), "stop"
         else:

@@ -30,7 +30,7 @@ class Event:
     index: int  # which sequence of the job
     delta: str  # new text
     finish_reason: str | None = None  # set on the last event of a sequence
-    completion_tokens: int = 0  # tokens generated, on the last event
+    completion_tokens: int = 0  # tokens generated (a final EOS included), on the last event
     error: str | None = None
 
 
@@ -151,7 +151,7 @@ class Engine:
 
     def _publish(self, updates) -> None:
         for (job, index), delta, finish in updates:
-            tokens = len(job.sequences[index].token_ids) if finish else 0
+            tokens = job.sequences[index].generated if finish else 0
             self._send(job, Event(index, delta, finish, tokens))
 
     def _fail(self, keys: list[tuple[Job, int]], err: Exception) -> None:
