@@ -52,7 +52,11 @@ def _block_causal_mask():
     return (same & torch.ones(T, T, dtype=torch.bool).tril()).expand(B, 1, T, T)
 
 
-@pytest.mark.parametrize("mask", [None, _block_causal_mask()], ids=["causal", "packed-mask"])
+@pytest.mark.parametrize(
+    "mask",
+    [None, _block_causal_mask(), _block_causal_mask()[:1], _block_causal_mask().expand(B, HEADS, T, T).clone()],
+    ids=["causal", "packed-mask", "one-mask-for-the-batch", "a-mask-per-head"],
+)
 def test_outputs_and_gradients_match_sdpa_with_grouped_query_heads(mask):
     q, k, v = _qkv()
     expected_out, expected_grads = _outputs_and_grads(_reference(mask), q, k, v)
