@@ -3,6 +3,7 @@
   python bench/bench_train.py                                   # LoRA: tunesmith, TRL default, TRL best
   python bench/bench_train.py --mode full --sides tunesmith,trl
   python bench/bench_train.py --steps 23 --warmup 3 --data ../shared/data/gsm8k/train.jsonl
+  python bench/bench_train.py --sides tunesmith --lora-dropout 0.05   # tunesmith with LoRA dropout on
 
 Every side trains the same model folder (the embedded SmolLM2-135M-Instruct, resolved to its
 safetensors folder) on the same rows, batch 8, max length 512, LoRA r=16 alpha=32 on all linear
@@ -56,6 +57,8 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=64, help="held-out rows for the eval loss")
     parser.add_argument("--sides", default="tunesmith,trl,trl-best")
     parser.add_argument("--compile", default="on", choices=["on", "off", "auto"], help="tunesmith's train.compile")
+    parser.add_argument("--lora-dropout", type=float, default=0.0,
+                        help="tunesmith's LoRA dropout (TRL's side keeps peft's default, 0)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one tunesmith side here
     args = parser.parse_args()
     if args.heldout < 1:
@@ -64,13 +67,13 @@ def main() -> None:
         print(json.dumps(tunesmith_side(args, Path(args.worker))))
         return
     summary = bench(args.mode, args.sides.split(","), Path(args.data), args.steps, args.warmup, args.heldout,
-                    compile_layers=args.compile)
+                    compile_layers=args.compile, lora_dropout=args.lora_dropout)
     print(table(summary))
-    print(f"\nsaved {RESULTS / f'train-{args.mode}.json'}")
+    print(f"\nsaved {RESULTS / results_name(args.mode, args.lora_dropout)}")
 
 
 def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, heldout: int,
-          peak: float | None = None, compile_layers: str = "on") -> dict:
+          peak: float | None = None, compile_layers: str = "on", lora_dropout: float = 0.0) -> dict:
     """Run each side in turn; return (and save) the summary that `table` prints."""
     from tunesmith.models import resolve_model
 
@@ -82,7 +85,8 @@ def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, he
     held.write_text("".join(lines[steps * BATCH :]), encoding="utf-8")
     load_before = uptime()
     peak = peak or matmul_peak()
-    args = argparse.Namespace(mode=mode, steps=steps, warmup=warmup, heldout=heldout, compile=compile_layers)
+    args = argparse.Namespace(mode=mode, steps=steps, warmup=warmup, heldout=heldout, compile=compile_layers,
+                              lora_dropout=lora_dropout)
     results = []
     for side in sides:
         started = time.perf_counter()
@@ -93,7 +97,7 @@ def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, he
         print(json.dumps(result), flush=True)
     summary = {"load_before": load_before, "load_after": uptime(), "bf16_matmul_peak_gflops": peak,
                "rows": steps * BATCH, "heldout_rows": heldout, "steps": steps, "warmup": warmup, "mode": mode,
-               "sides": results}
+               "tunesmith_lora_dropout": lora_dropout, "sides": results}
     scored = [(s, work / s["side"] / "trained") for s in results if s["side"] in SCORED]
     if scored:
         losses = heldout_losses(model, held, [path for _, path in scored])
@@ -101,7 +105,7 @@ def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, he
         for side, path in scored:
             side["heldout_loss"] = losses[str(path)]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"train-{mode}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / results_name(mode, lora_dropout)).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -110,7 +114,7 @@ def run_side(side: str, args, model: Path, data: Path, held: Path, work: Path) -
     if side == "tunesmith":
         command = [sys.executable, __file__, "--worker", str(work / "tunesmith"), "--data", str(data),
                    "--mode", args.mode, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--compile", args.compile]
+                   "--compile", args.compile, "--lora-dropout", str(args.lora_dropout)]
         env.update(TUNESMITH_MODEL_DIR=str(model), TUNESMITH_HELDOUT=str(held))
     elif side in ("trl", "trl-best"):
         command = [sys.executable, str(HERE / "trl_saving.py"), str(TRL_BASELINE), "--model", str(model),
@@ -126,6 +130,10 @@ def run_side(side: str, args, model: Path, data: Path, held: Path, work: Path) -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def results_name(mode: str, lora_dropout: float) -> str:
+    return f"train-{mode}.json" if not lora_dropout else f"train-{mode}-dropout{lora_dropout:g}.json"
+
+
 def tunesmith_side(args, run_dir: Path) -> dict:
     """One tunesmith run in this process, with TRL's default optimisation settings; figures from
     train_log.jsonl (one record per step). The trained weights are linked as run_dir/trained."""
@@ -139,7 +147,7 @@ def tunesmith_side(args, run_dir: Path) -> dict:
         "train": {"method": args.mode, "max_steps": args.steps, "batch_size": BATCH, "log_every": 1,
                   "save_every": args.steps, "learning_rate": 2e-5, "lr_scheduler": "linear", "warmup_ratio": 0.0,
                   "compile": {"on": True, "off": False}.get(args.compile, "auto"),
-                  "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}},
+                  "lora": {"r": 16, "alpha": 32, "dropout": args.lora_dropout, "target_modules": "all-linear"}},
     })
     result = train(config, progress=False)
     (run_dir / "trained").symlink_to(run_dir / ("adapter" if args.mode == "lora" else "model"))
@@ -197,7 +205,8 @@ def table(summary: dict) -> str:
     sides = summary["sides"]
     base = next((s["trained_tokens_per_s"] for s in sides if s["side"] == "trl"), None)
     lines = [f"{summary['mode']}, {summary['rows']} rows once ({summary['steps']} steps, {summary['warmup']} warm-up), "
-             f"bf16 matmul peak {summary['bf16_matmul_peak_gflops']:.0f} GFLOP/s",
+             f"bf16 matmul peak {summary['bf16_matmul_peak_gflops']:.0f} GFLOP/s, "
+             f"tunesmith's LoRA dropout {summary.get('tunesmith_lora_dropout', 0.0):g}",
              f"load before: {summary['load_before']}", f"load after:  {summary['load_after']}", "",
              "| side | trained tok/s | vs TRL default | median step (s) | peak RSS (GB) | MFU | held-out loss |",
              "|---|---|---|---|---|---|---|"]
