@@ -27,7 +27,9 @@ class Section(BaseModel):
 class LoraConfig(Section):
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    # 0, as in peft: on the bundled FAQ, 0.05 scored no better (ROUGE-L 0.48 vs 0.50, same eval
+    # loss) and a compiled CPU step took 1.5x as long
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: str | list[str] = Field(
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
     )
