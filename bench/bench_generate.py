@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 import torch
+from tunesmith.evaluate.generate import eos_token_ids, generate
 
 from tunesmith.data.templates import resolve_template
 from tunesmith.data.tokenize import encode_prompt
-from tunesmith.evaluate.generate import eos_token_ids, generate
 from tunesmith.evaluate.metrics import rouge_l, token_f1
 from tunesmith.evaluate.setup import cpu_has_fast_bf16
 from tunesmith.models import load_model, load_tokenizer, resolve_model

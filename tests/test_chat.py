@@ -15,8 +15,8 @@ import pytest
 
 from test_serve_support import save_lively_model, tiny_loaded
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine.decoding import Sequence, generate, stop_token_ids
 from tunesmith.loading import load_for_use
-from tunesmith.serve.decoding import Sequence, generate, stop_token_ids
 from tunesmith.use.chat import ChatSession, run_chat
 
 GREEDY = {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 8}

@@ -45,8 +45,10 @@ def test_merged_export_matches_base_plus_adapter(each_run_dir, tmp_path, tiny_mo
     assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "template.json"} <= files
     assert not any(name.endswith((".bin", ".pt", ".pth")) for name in files)
 
-    tuned = load_for_use(run_dir)  # base + adapter, as tunesmith runs it
+    tuned = load_for_use(run_dir, dtype="fp32", merge_adapter=False)  # base + adapter, unmerged
     assert type(tuned.model).__name__.startswith("Peft")
+    used = load_for_use(run_dir, dtype="fp32")  # what every command runs: merged in fp32 at load
+    assert type(used.model).__name__ == "LlamaForCausalLM"
     merged = AutoModelForCausalLM.from_pretrained(out)  # plain transformers, no tunesmith
     tokenizer = AutoTokenizer.from_pretrained(out)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -57,6 +59,7 @@ def test_merged_export_matches_base_plus_adapter(each_run_dir, tmp_path, tiny_mo
         assert tokenizer(rendered, add_special_tokens=False).input_ids == ids  # the training template
         expected = greedy(tuned.model, ids)
         assert greedy(merged, ids) == expected
+        assert greedy(used.model, ids) == expected  # merging changes no prediction in fp32
         changed += greedy(base, ids) != expected
     assert changed  # the adapter matters, so the comparison means something
 

@@ -8,8 +8,8 @@ import pytest
 
 from test_serve_support import save_lively_model, tiny_loaded
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine.decoding import Sequence, generate, stop_token_ids
 from tunesmith.errors import TunesmithError
-from tunesmith.serve.decoding import Sequence, generate, stop_token_ids
 from tunesmith.use.generate_file import generate_file, generate_rows
 from tunesmith.use.rows import read_prompt_rows
 

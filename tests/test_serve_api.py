@@ -10,8 +10,8 @@ import pytest
 
 from test_serve_support import running_server, tiny_loaded
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine.decoding import Sequence, generate, stop_token_ids
 from tunesmith.serve.app import create_app
-from tunesmith.serve.decoding import Sequence, generate, stop_token_ids
 
 KEY = "sk-test-123"
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the capital of France?"}]
@@ -112,7 +112,7 @@ def test_without_a_key_the_api_is_open(loaded):
 
 
 def test_a_client_that_disconnects_mid_stream_frees_its_row(base_url, monkeypatch):
-    from tunesmith.serve.decoding import Decoder
+    from tunesmith.engine.decoding import Decoder
 
     finishes = []
     real = Decoder.advance
@@ -129,6 +129,30 @@ def test_a_client_that_disconnects_mid_stream_frees_its_row(base_url, monkeypatc
     headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.stream("POST", base_url + "/v1/completions", json=body, headers=headers) as reply:
         next(reply.iter_lines())  # the first event arrived; now hang up
+    for _ in range(250):
+        if finishes and httpx.get(base_url + "/health").json()["running"] == 0:
+            break
+        time.sleep(0.02)
+    assert finishes == ["cancelled"]
+
+
+def test_a_client_that_hangs_up_on_a_non_streaming_request_frees_its_row(base_url, monkeypatch):
+    from tunesmith.engine.decoding import Decoder
+
+    finishes = []
+    real = Decoder.advance
+
+    def recording(self, seq, *args):
+        delta, finish = real(self, seq, *args)
+        if finish:
+            finishes.append(finish)
+        return delta, finish
+
+    monkeypatch.setattr(Decoder, "advance", recording)
+    body = {"model": "tiny-chat", "prompt": "The", "max_tokens": 400, "temperature": 1.0, "seed": 1}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up before the 400 tokens
+        httpx.post(base_url + "/v1/completions", json=body, headers=headers, timeout=0.1)
     for _ in range(250):
         if finishes and httpx.get(base_url + "/health").json()["running"] == 0:
             break

@@ -90,7 +90,7 @@ def test_server_still_answers_after_bad_requests(http):
 
 
 def test_a_failing_batch_is_a_500_object_and_the_engine_survives(http, monkeypatch):
-    from tunesmith.serve.batch import Batch
+    from tunesmith.engine.batch import Batch
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory (simulated)")

@@ -64,7 +64,7 @@ def test_lora_run_writes_adapter_tokenizer_template_log_and_provenance(tmp_path,
     assert set(result.estimate) == {"estimated", "measured"}
     assert result.estimate["estimated"]["trainable_params"] > 0 and result.peak_rss_gb > 0
 
-    loaded = load_for_use(run)  # the eval/serve stages load exactly what was trained
+    loaded = load_for_use(run, merge_adapter=False)  # the eval/serve stages load exactly what was trained
     assert hasattr(loaded.model, "peft_config") and loaded.template == Template.load(run / "data" / "template.json")
 
 

@@ -40,6 +40,11 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="Override a config key, e.g. --set train.max_steps=20 (repeatable)."),
 ]
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see the keys below).")]
+DtypeOption = Annotated[
+    str,
+    typer.Option(help="Weights' dtype: auto (bf16 where the hardware computes it natively, else fp16 on GPU, "
+                      "else fp32), bf16, fp16 or fp32. eval/compare take eval.dtype."),
+]
 TargetArg = Annotated[str, typer.Argument(help="A run directory, exported folder, hub id, .gguf file or model name.")]
 
 
@@ -149,11 +154,13 @@ def chat(
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
     system: Annotated[str | None, typer.Option(help="System message.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling (repeatable answers).")] = None,
+    dtype: DtypeOption = "auto",
 ) -> None:
     """Chat with a base or fine-tuned model in the terminal (/reset, /exit)."""
     from tunesmith.use.chat import chat as run_chat
 
-    run_chat(target, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, system=system, seed=seed)
+    run_chat(target, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, system=system, seed=seed,
+             dtype=dtype)
 
 
 @app.command()
@@ -166,13 +173,14 @@ def generate(
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
+    dtype: DtypeOption = "auto",
 ) -> None:
-    """Batch-generate answers for a file of prompts."""
+    """Batch-generate answers for a file of prompts (greedy by default, as eval)."""
     from tunesmith.use.generate_file import generate_file
 
     result = generate_file(
         target, input, output, max_new_tokens=max_new_tokens, batch_size=batch_size,
-        temperature=temperature, top_p=top_p, seed=seed,
+        temperature=temperature, top_p=top_p, seed=seed, dtype=dtype,
     )
     print(result.summary())
 
@@ -184,11 +192,12 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     api_key: Annotated[str | None, typer.Option(envvar="TUNESMITH_API_KEY", help="Require this Bearer token.")] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Requests decoded together.")] = 8,
+    dtype: DtypeOption = "auto",
 ) -> None:
-    """Serve a model over an OpenAI-compatible HTTP API."""
+    """Serve a model over an OpenAI-compatible HTTP API (sampling defaults are OpenAI's)."""
     from tunesmith.serve import serve as run_serve
 
-    run_serve(target, host=host, port=port, api_key=api_key, max_batch=max_batch)
+    run_serve(target, host=host, port=port, api_key=api_key, max_batch=max_batch, dtype=dtype)
 
 
 @app.command()
@@ -197,11 +206,12 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the standalone model to.")],
     merge: Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base.")] = True,
     gguf: Annotated[bool, typer.Option(help="Also write a GGUF file (needs a converter).")] = False,
+    dtype: Annotated[str, typer.Option(help="dtype of the written weights (the adapter is merged in fp32).")] = "fp32",
 ) -> None:
     """Write a standalone Hugging Face model folder (merged adapter, tokenizer, template)."""
     from tunesmith.use.export import export as run_export
 
-    print(f"exported: {run_export(run_dir, out, merge=merge, gguf=gguf)}")
+    print(f"exported: {run_export(run_dir, out, merge=merge, gguf=gguf, dtype=dtype)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -109,6 +109,10 @@ class EvalConfig(Section):
     task_type: Literal["auto", "extraction", "expansion"] = Field("auto", description="Which metrics lead.")
     max_examples: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")
     choices_path: str | None = Field(None, description="Multiple-choice JSONL scored by log-likelihood.")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="dtype eval/compare/check run the model in ('auto': bf16 where the hardware computes "
+        "it natively, else fp16 on GPU, else fp32; chat/generate/serve/export take --dtype)."
+    )
 
 
 class Config(Section):

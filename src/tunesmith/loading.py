@@ -1,8 +1,12 @@
-"""Load a model *for use* (eval, chat, generate, serve, export) with the template it was trained with.
+"""Load a model *for use* (eval, compare, check, chat, generate, serve, export) with the template
+it was trained with, on the device and in the dtype of the one load policy (precision.py).
 
 A target is a run directory (base + adapter, or a full model), a merged export folder, or any
 `model:` value (hub id, folder, .gguf, embedded default). For a run directory the template
-recorded at training time is always the one applied.
+recorded at training time is always the one applied. A LoRA adapter is merged into the fp32
+base weights at load and the result cast to the policy's dtype: the weights every command runs
+are the numbers the merged export holds, and an unmerged adapter's extra matmuls (2.6x slower
+eval generation) are gone.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from typing import Any
 
 import yaml
 
-from tunesmith.data.templates import Template, resolve_template
+from tunesmith.data.templates import TEMPLATE_FILE, Template, resolve_template
 from tunesmith.errors import TunesmithError
 from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.precision import LoadPolicy, load_policy
 from tunesmith.runs import RunDir
 
-TEMPLATE_FILE = "template.json"
+__all__ = ["TEMPLATE_FILE", "LoadedModel", "load_for_use"]
 
 
 @dataclass
@@ -27,64 +32,54 @@ class LoadedModel:
     tokenizer: Any
     template: Template
     name: str  # what /v1/models and reports call it
+    policy: LoadPolicy | None = None  # device and dtype it runs in
 
-
-def is_run_dir(path: Path) -> bool:
-    return (path / "config.yaml").is_file() and RunDir(path).final_weights() is not None
+    def describe(self) -> str:
+        where = self.policy.describe() if self.policy else "as loaded"
+        return f"{self.name}: {where}, template {self.template.name}"
 
 
 def load_for_use(
     target: str | Path,
     *,
-    dtype=None,
+    dtype: str | None = None,
     trust_remote_code: bool = False,
     base_only: bool = False,
     device: str | None = None,
-    merge_adapter: bool = False,
+    merge_adapter: bool = True,
 ) -> LoadedModel:
     """Load whatever `target` names.
 
     Args:
+        dtype: "auto" (default), "bf16", "fp16" or "fp32" (see precision.load_policy).
         base_only: a run directory gives its untuned base model (same template).
-        device: None keeps the model where transformers put it (CPU); "auto" picks the GPU when
-            there is one (bf16/fp16 there, fp32 on CPU); or a torch device string.
-        merge_adapter: fold a LoRA adapter into the base weights after loading (faster to run;
-            the result is a plain transformers model).
+        device: "cpu" or "cuda"; default: the GPU when there is one.
+        merge_adapter: fold a LoRA adapter into the fp32 base weights before casting (default);
+            False keeps the peft model (in the policy's dtype).
     """
+    policy = load_policy(dtype or "auto", None if device in (None, "auto") else device)
     path = Path(target).expanduser()
     if path.is_dir() and (path / "config.yaml").is_file():
-        loaded = _load_run(RunDir(path), dtype, base_only, device)
+        loaded = _load_run(RunDir(path), policy, base_only, merge_adapter)
     elif path.is_dir() and (path / "adapter_config.json").is_file():
         raise TunesmithError(f"{path} is an adapter folder: pass its run directory instead")
     else:
-        loaded = _load_model_spec(str(target), dtype, trust_remote_code, device)
-    if merge_adapter and hasattr(loaded.model, "merge_and_unload"):
-        loaded.model = loaded.model.merge_and_unload().eval()
+        loaded = _load_model_spec(str(target), policy, trust_remote_code)
+    loaded.policy = policy
     return loaded
 
 
-def pick_device(device: str | None, dtype=None) -> tuple[str | None, Any]:
-    """Resolve device="auto" to a torch device and a dtype that suits it (an explicit dtype wins)."""
-    if device != "auto":
-        return device, dtype
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda", dtype or (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return "cpu", dtype or torch.float32
-
-
-def _load_model_spec(spec: str, dtype, trust: bool, device: str | None) -> LoadedModel:
+def _load_model_spec(spec: str, policy: LoadPolicy, trust: bool) -> LoadedModel:
     resolved = resolve_model(spec)
     tokenizer = load_tokenizer(resolved.path, trust)
     template = _saved_template(resolved.path) or resolve_template("auto", tokenizer)
-    model = _load_weights(resolved.path, dtype, trust, device)
+    model = _load_weights(resolved.path, policy, trust)
     local = Path(spec).expanduser().resolve()
     name = {"folder": local.name, "gguf": local.stem}.get(resolved.kind, resolved.spec)
     return LoadedModel(model, tokenizer, template, name)
 
 
-def _load_run(run: RunDir, dtype, base_only: bool, device: str | None) -> LoadedModel:
+def _load_run(run: RunDir, policy: LoadPolicy, base_only: bool, merge: bool) -> LoadedModel:
     raw = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict) or not raw.get("model"):
         raise TunesmithError(f"{run.config}: no 'model' key; is this a tunesmith run directory?")
@@ -102,20 +97,26 @@ def _load_run(run: RunDir, dtype, base_only: bool, device: str | None) -> Loaded
         template = resolve_template(data.get("template", "auto"), tokenizer)
     name = run.root.resolve().name
     if base_only:
-        return LoadedModel(_load_weights(base_path, dtype, trust, device), tokenizer, template, f"{name}:base")
+        return LoadedModel(_load_weights(base_path, policy, trust), tokenizer, template, f"{name}:base")
     if full_model:
-        return LoadedModel(_load_weights(weights, dtype, trust, device), tokenizer, template, name)
+        return LoadedModel(_load_weights(weights, policy, trust), tokenizer, template, name)
+    return LoadedModel(load_adapter(base_path, weights, policy, trust, merge), tokenizer, template, name)
+
+
+def load_adapter(base_path: Path, adapter: Path, policy: LoadPolicy, trust: bool = False, merge: bool = True):
+    """Base + LoRA adapter; merged in fp32 then cast to the policy's dtype (or kept as a peft model)."""
+    import torch
     from peft import PeftModel
 
-    base = _load_weights(base_path, dtype, trust, device)
-    model = PeftModel.from_pretrained(base, weights, is_trainable=False)
-    return LoadedModel(model.eval(), tokenizer, template, name)
+    base = load_model(base_path, torch.float32 if merge else policy.torch_dtype, trust)
+    model = PeftModel.from_pretrained(base, adapter, is_trainable=False)
+    if merge:
+        model = model.merge_and_unload()
+    return model.to(device=policy.device, dtype=policy.torch_dtype).eval()
 
 
-def _load_weights(path: Path, dtype, trust: bool, device: str | None):
-    device, dtype = pick_device(device, dtype)
-    model = load_model(path, dtype, trust)
-    return (model.to(device) if device else model).eval()
+def _load_weights(path: Path, policy: LoadPolicy, trust: bool):
+    return load_model(path, policy.torch_dtype, trust).to(policy.device).eval()
 
 
 def _saved_template(folder: Path) -> Template | None:

@@ -20,7 +20,7 @@ from tunesmith.data.pack import pack_stream
 from tunesmith.data.report import assemble
 from tunesmith.data.split import split_indices
 from tunesmith.data.store import save_batches, selected_batches, source_files
-from tunesmith.data.templates import Template, resolve_template
+from tunesmith.data.templates import TEMPLATE_FILE, Template, resolve_template
 from tunesmith.data.tokenize import Encoder
 from tunesmith.errors import TunesmithError
 
@@ -144,7 +144,7 @@ def build(data: DataConfig, batch_size: int, tokenizer, work: Path, out: Path) -
     found = _checks(data, tokenizer, template, loaded, train, numbers, leakage, test)
     train_rows = save_split(train, keep, out / "train", data.max_length if data.packing else None)
     save_split(test, None, out / "test", None)
-    template.save(out / "template.json")
+    template.save(out / TEMPLATE_FILE)
     report = assemble(
         data=data, batch_size=batch_size, tokenizer=tokenizer, template=template, loaded=loaded,
         test_loaded=test_loaded, rows_loaded=len(encoded) + (len(test.indices) if test_loaded else 0),

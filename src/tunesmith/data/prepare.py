@@ -24,11 +24,11 @@ from tunesmith.data.build import build
 from tunesmith.data.fingerprint import fingerprint
 from tunesmith.data.report import summary
 from tunesmith.data.show import preview
-from tunesmith.data.templates import Template
+from tunesmith.data.templates import TEMPLATE_FILE, Template
 from tunesmith.errors import TunesmithError
 from tunesmith.runs import RunDir, atomic_write_json
 
-REPORT, FINGERPRINT, TEMPLATE = "data_report.json", "fingerprint.json", "template.json"
+REPORT, FINGERPRINT, TEMPLATE = "data_report.json", "fingerprint.json", TEMPLATE_FILE
 
 
 @dataclass

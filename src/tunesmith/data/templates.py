@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tunesmith.errors import TunesmithError
 
+TEMPLATE_FILE = "template.json"  # a Template saved beside the data and every set of weights
 ALPACA_HEADER = (
     "Below is an instruction that describes a task. "
     "Write a response that appropriately completes the request.\n\n"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from tunesmith.evaluate.generate import left_pad
+from tunesmith.engine.batch import left_pad
 from tunesmith.evaluate.metrics.perplexity import IGNORE_INDEX, sequence_nll
 
 Pair = tuple[list[int], list[int]]  # (context ids, continuation ids)

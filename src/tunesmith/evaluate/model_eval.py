@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from tunesmith.data.templates import Template
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine import Sequence, generate, stop_token_ids
 from tunesmith.evaluate.examples import EvalExample, Task, answer_ids
 from tunesmith.evaluate.fewshot import ShotIndex, few_shot_messages
-from tunesmith.evaluate.generate import Generation, generate
 from tunesmith.evaluate.loglik import continuation_logprobs
 from tunesmith.evaluate.metrics import aggregate, score_example
 from tunesmith.evaluate.metrics.bleu import corpus_bleu
@@ -43,15 +43,8 @@ def run_model(
     conversations = [_conversation(example, settings) for example in examples]
     prompts = [encode_prompt(tokenizer, template, messages, input_text) for messages, input_text in conversations]
     started = time.perf_counter()
-    generations = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=settings.max_new_tokens,
-        batch_size=settings.batch_size,
-        stop_strings=template.stop_strings,
-        progress=progress,
-    )
+    generations = generate_answers(model, tokenizer, template, prompts, settings.max_new_tokens,
+                                   settings.batch_size, progress)
     generation_seconds = time.perf_counter() - started
     answers = [answer_ids(tokenizer, template, example) for example in examples]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -74,13 +67,26 @@ def run_model(
     return records, metrics
 
 
+def generate_answers(model, tokenizer, template: Template, prompts: list[list[int]], max_new_tokens: int,
+                     batch_size: int, progress: Callable[[int], None] | None = None) -> list[Sequence]:
+    """Greedy answers from the engine, exactly as `tunesmith generate` and `serve` (temperature 0) give them."""
+    stops = template.stop_strings
+    sequences = [Sequence(ids, max_new_tokens, stop_strings=stops) for ids in prompts]
+    generate(model, tokenizer, sequences, stop_token_ids(model, tokenizer, stops), batch_size=batch_size,
+             progress=progress)
+    failed = next((s for s in sequences if s.error), None)
+    if failed is not None:
+        raise RuntimeError(f"generation failed: {failed.error}")
+    return sequences
+
+
 def _conversation(example: EvalExample, settings: EvalSettings) -> tuple[list[dict], str]:
     if settings.shots is None or settings.k == 0:
         return example.messages, example.input_text
     return few_shot_messages(example, settings.shots.nearest(example.question, settings.k))
 
 
-def _record(example: EvalExample, prompt: str, generation: Generation, settings: EvalSettings) -> dict:
+def _record(example: EvalExample, prompt: str, generation: Sequence, settings: EvalSettings) -> dict:
     scores = score_example(generation.text, example.reference, settings.extract)
     tags = (
         tag_failure(generation.text, generation.stopped, scores, settings.extract)
@@ -101,7 +107,7 @@ def _record(example: EvalExample, prompt: str, generation: Generation, settings:
     }
 
 
-def summarize(records: list[dict], generations: list[Generation], task: Task) -> dict:
+def summarize(records: list[dict], generations: list[Sequence], task: Task) -> dict:
     """Mean of each per-example score, plus corpus BLEU, perplexity, failure tags and stop reasons."""
     metrics: dict = aggregate([record["scores"] for record in records])
     metrics["perplexity"] = perplexity(sum(r["nll"] for r in records), sum(r["answer_tokens"] for r in records))

@@ -6,7 +6,8 @@ one set of generation settings. Writes under `run_dir/eval/`:
 
 - `metrics.json`: {"base": {...}, "few_shot": {...}, "tuned": {...}}
 - `predictions_<model>.jsonl` and `predictions.jsonl` (side by side, one line per example)
-- `compare.json`: what was run: task type and why, settings, device, dtype, skipped models
+- `compare.json`: what was run: task type and why, settings, skipped models, and `generation`
+  (device, dtype and why, greedy, max_new_tokens: what the numbers hold for)
 - `choices_<model>.jsonl`: per-question multiple-choice scores, when eval.choices_path is set
 """
 
@@ -26,7 +27,7 @@ from tunesmith.evaluate.fewshot import ShotIndex
 from tunesmith.evaluate.model_eval import EvalSettings, run_model
 from tunesmith.evaluate.outputs import write_jsonl, write_outputs
 from tunesmith.evaluate.progress import Progress
-from tunesmith.evaluate.setup import load_model_for_eval, maybe_similarity
+from tunesmith.evaluate.setup import eval_policy, generation_info, load_model_for_eval, maybe_similarity
 from tunesmith.runs import RunDir
 
 MODELS = ("base", "few_shot", "tuned")
@@ -80,13 +81,15 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
     task = detect_task(examples, config.eval.task_type, config.eval.extract)
     plan, skipped = _plan(config, prepared.train, task, models)
     started = time.time()
+    generation = generation_info(eval_policy(config), config.eval.max_new_tokens, config.eval.batch_size)
     with Progress(progress) as bar:
         bar.note(f"task: {task.type} ({task.reason})")
+        bar.note(f"{generation['summary']} ({generation['dtype_reason']})")
         for name, reason in skipped.items():
             bar.note(f"{name} skipped: {reason}")
         job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity))
-        results, device = _run(config, run, job, bar)
-    info = _info(config, task, examples, skipped, started, device)
+        results = _run(config, run, job, bar)
+    info = _info(config, task, examples, skipped, started, generation)
     write_outputs(run, results, info, keep_previous=keep_previous)
     return {name: metrics for name, (_, metrics) in results.items()}
 
@@ -109,15 +112,14 @@ def _plan(config: Config, train_rows, task: Task, models) -> tuple[dict[str, Eva
     return plan, skipped
 
 
-def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> tuple[dict, str]:
+def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> dict:
     """Run each planned model; the base model is loaded once for both base and few_shot."""
     results: dict[str, tuple[list[dict], dict]] = {}
-    device = "none"
     for base_only, group in ((True, ("base", "few_shot")), (False, ("tuned",))):
         names = [name for name in group if name in job.plan]
         if not names:
             continue
-        loaded, device = load_model_for_eval(config, run, base_only=base_only)
+        loaded = load_model_for_eval(config, run, base_only=base_only)
         for name in names:
             with bar.task(name, len(job.examples)) as advance:
                 results[name] = run_model(
@@ -134,7 +136,7 @@ def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> tuple[dict, st
                 _score_choices(results[name][1], loaded, job, config.eval.batch_size, path)
         del loaded
         gc.collect()
-    return {name: results[name] for name in MODELS if name in results}, device
+    return {name: results[name] for name in MODELS if name in results}
 
 
 def _score_choices(metrics: dict, loaded, job: Job, batch_size: int, path: Path) -> None:
@@ -145,7 +147,8 @@ def _score_choices(metrics: dict, loaded, job: Job, batch_size: int, path: Path)
     write_jsonl(path, result["examples"])
 
 
-def _info(config: Config, task: Task, examples: list[EvalExample], skipped: dict, started: float, device: str) -> dict:
+def _info(config: Config, task: Task, examples: list[EvalExample], skipped: dict, started: float,
+          generation: dict) -> dict:
     return {
         "task": {"type": task.type, "reason": task.reason, "lead": task.lead},
         "examples": len(examples),
@@ -155,6 +158,7 @@ def _info(config: Config, task: Task, examples: list[EvalExample], skipped: dict
         "extract": config.eval.extract,
         "choices_path": config.eval.choices_path,
         "skipped": skipped,
-        "device": device,
+        "device": f"{generation['device']} {generation['dtype']}",
+        "generation": generation,
         "seconds": round(time.time() - started, 2),
     }

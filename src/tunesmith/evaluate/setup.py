@@ -1,48 +1,39 @@
-"""Load a model for evaluation: the right dtype and device, and the optional similarity scorer."""
+"""Load a model for evaluation under the one load policy, and the optional similarity scorer."""
 
 from __future__ import annotations
-
-from functools import lru_cache
-from pathlib import Path
-
-import torch
 
 from tunesmith.config import Config
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import LoadedModel, load_for_use
+from tunesmith.precision import LoadPolicy, load_policy
 from tunesmith.runs import RunDir
 
-
-@lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); emulated bf16 is slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+GREEDY = "greedy"  # how eval decodes: temperature 0, the engine's argmax
 
 
-def eval_dtype() -> torch.dtype:
-    """bf16 where the hardware runs it fast (PERF_NOTES: 1.9x the fp32 generation throughput), else
-    fp16 on an older GPU, else fp32. Log-likelihoods are still summed in fp32."""
-    if torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+def eval_policy(config: Config) -> LoadPolicy:
+    """`eval.dtype` on this machine's device (precision.load_policy)."""
+    return load_policy(config.eval.dtype, where="eval.dtype")
 
 
-def load_model_for_eval(config: Config, run: RunDir, *, base_only: bool) -> tuple[LoadedModel, str]:
-    """The base (`base_only`) or fine-tuned model of the run, on the best device; and 'device dtype'."""
-    dtype = eval_dtype()
+def load_model_for_eval(config: Config, run: RunDir, *, base_only: bool) -> LoadedModel:
+    """The base (`base_only`) or fine-tuned model of the run (adapter merged), under `eval.dtype`."""
+    dtype = config.eval.dtype
     if run.config.is_file():
-        loaded = load_for_use(run.root, dtype=dtype, base_only=base_only)
-    elif base_only:  # evaluating a model without a run (no training yet): the configured base model
-        loaded = load_for_use(config.model, dtype=dtype, trust_remote_code=config.trust_remote_code)
-    else:
-        raise TunesmithError(f"{run.root} is not a run directory (no config.yaml): run `tunesmith train` first")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    loaded.model.to(device)
-    return loaded, f"{device} {str(dtype).removeprefix('torch.')}"
+        return load_for_use(run.root, dtype=dtype, base_only=base_only)
+    if base_only:  # evaluating a model without a run (no training yet): the configured base model
+        return load_for_use(config.model, dtype=dtype, trust_remote_code=config.trust_remote_code)
+    raise TunesmithError(f"{run.root} is not a run directory (no config.yaml): run `tunesmith train` first")
+
+
+def generation_info(policy: LoadPolicy, max_new_tokens: int, batch_size: int) -> dict:
+    """What eval's numbers hold for: written to eval/compare.json and shown in the report."""
+    return {
+        "device": policy.device, "dtype": policy.dtype, "dtype_reason": policy.reason, "decoding": GREEDY,
+        "max_new_tokens": max_new_tokens, "batch_size": batch_size, "engine": "tunesmith.engine",
+        "summary": f"predictions generated in {policy.dtype} on {policy.device.upper()}, {GREEDY}, "
+                   f"max_new_tokens {max_new_tokens}",
+    }
 
 
 def maybe_similarity(wanted: bool | None):

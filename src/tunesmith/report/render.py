@@ -105,7 +105,10 @@ def timing_rows(data: ReportData) -> list[tuple[str, str]]:
         if values.get("seconds") is not None:
             speed = f", {fmt(values.get('tokens_per_s'), 0)} generated tok/s" if values.get("tokens_per_s") else ""
             rows.append((f"eval {model_label(model)}", f"{fmt(values['seconds'], 1)} s{speed}"))
-    if data.info.get("device"):
+    generation = data.info.get("generation") or {}
+    if generation.get("summary"):
+        rows.append(("eval generation", str(generation["summary"])))
+    elif data.info.get("device"):
         rows.append(("eval device", str(data.info["device"])))
     return rows
 

@@ -17,10 +17,10 @@ from typing import TypeVar
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import BaseModel, ValidationError
 
+from tunesmith.engine import stop_token_ids
+from tunesmith.engine.worker import Engine
 from tunesmith.loading import LoadedModel
 from tunesmith.serve.completions import Completions
-from tunesmith.serve.decoding import stop_token_ids
-from tunesmith.serve.engine import Engine
 from tunesmith.serve.errors import APIError, bad_request, install_error_handlers
 from tunesmith.serve.schemas import ChatRequest, CompletionRequest, Limits
 
@@ -75,14 +75,24 @@ def create_app(
 
     @v1.post("/completions")
     async def completion(request: Request):
-        return await completions.complete(await read_body(request, CompletionRequest, limits))
+        return await completions.complete(await read_body(request, CompletionRequest, limits), _hang_up(request))
 
     @v1.post("/chat/completions")
     async def chat_completion(request: Request):
-        return await completions.chat(await read_body(request, ChatRequest, limits))
+        return await completions.chat(await read_body(request, ChatRequest, limits), _hang_up(request))
 
     app.include_router(v1)
     return app
+
+
+def _hang_up(request: Request):
+    """An awaitable that returns when the client disconnects (the body is already read by then)."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return disconnected
 
 
 def _model_card(name: str, created: int) -> dict:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from jinja2 import TemplateError
 from starlette.concurrency import run_in_threadpool
 
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine import Sequence, context_length
+from tunesmith.engine.worker import Engine, EngineBusy, Job
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import LoadedModel
-from tunesmith.serve.decoding import Sequence, context_length
-from tunesmith.serve.engine import Engine, EngineBusy, Job
 from tunesmith.serve.errors import APIError, bad_request
 from tunesmith.serve.schemas import ChatRequest, CompletionRequest, Limits, Request
 
@@ -31,16 +33,16 @@ class Completions:
             raise APIError(404, f"model '{model}' does not exist; this server serves '{self.name}'",
                            type="not_found_error", param="model", code="model_not_found")
 
-    async def complete(self, req: CompletionRequest) -> Response:
+    async def complete(self, req: CompletionRequest, disconnected: Disconnect | None = None) -> Response:
         self._check(req)
         prompts = req.prompts()
         if len(prompts) > self.limits.max_prompts:
             raise bad_request(f"at most {self.limits.max_prompts} prompts per request", param="prompt")
         ids = await run_in_threadpool(lambda: [self._prompt_ids(p) for p in prompts])
         max_tokens = req.max_tokens or min(16, self.limits.max_tokens)  # OpenAI's default for completions
-        return await self._respond(req, ids, max_tokens, req.stop_strings(), chat=False)
+        return await self._respond(req, ids, max_tokens, req.stop_strings(), chat=False, disconnected=disconnected)
 
-    async def chat(self, req: ChatRequest) -> Response:
+    async def chat(self, req: ChatRequest, disconnected: Disconnect | None = None) -> Response:
         self._check(req)
         messages = [m.as_template_message() for m in req.messages]
         if messages[-1]["role"] != "user":
@@ -53,7 +55,7 @@ class Completions:
             raise bad_request(message, param="messages") from None
         max_tokens = req.requested_max_tokens() or min(self.limits.default_max_tokens, self.limits.max_tokens)
         stops = tuple(dict.fromkeys(template.stop_strings + req.stop_strings()))
-        return await self._respond(req, [ids], max_tokens, stops, chat=True)
+        return await self._respond(req, [ids], max_tokens, stops, chat=True, disconnected=disconnected)
 
     # ------------------------------------------------------------------ shared
 
@@ -90,7 +92,7 @@ class Completions:
         return sequences
 
     async def _respond(self, req: Request, prompts: list[list[int]], max_tokens: int, stops: tuple[str, ...],
-                       chat: bool) -> Response:
+                       chat: bool, disconnected: Disconnect | None = None) -> Response:
         sequences = self._sequences(req, prompts, max_tokens, stops)
         try:
             job = self.engine.submit(sequences)
@@ -101,13 +103,14 @@ class Completions:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
             return StreamingResponse(self._stream(job, reply, include_usage), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        texts, finishes, tokens = [""] * len(sequences), [None] * len(sequences), 0
-        async for event in self.engine.events(job):
-            if event.error:
-                raise APIError(500, event.error, type="server_error")
-            texts[event.index] += event.delta
-            finishes[event.index] = event.finish_reason or finishes[event.index]
-            tokens += event.completion_tokens
+        async with _cancel_on_disconnect(job, disconnected):
+            texts, finishes, tokens = [""] * len(sequences), [None] * len(sequences), 0
+            async for event in self.engine.events(job):
+                if event.error:
+                    raise APIError(500, event.error, type="server_error")
+                texts[event.index] += event.delta
+                finishes[event.index] = event.finish_reason or finishes[event.index]
+                tokens += event.completion_tokens
         return JSONResponse(reply.full(texts, finishes, tokens))
 
     async def _stream(self, job: Job, reply: Reply, include_usage: bool) -> AsyncIterator[str]:
@@ -127,6 +130,30 @@ class Completions:
         if include_usage:
             yield _sse({**reply.chunk(0, "", None), "choices": [], "usage": reply.usage(tokens)})
         yield "data: [DONE]\n\n"
+
+
+Disconnect = Callable[[], Awaitable[None]]  # returns once the client has hung up
+
+
+@contextlib.asynccontextmanager
+async def _cancel_on_disconnect(job: Job, disconnected: Disconnect | None):
+    """While a non-streaming request waits for its answer, a client hang-up cancels its sequences,
+    so the engine stops decoding them (a streaming response is cancelled by Starlette instead)."""
+    if disconnected is None:
+        yield
+        return
+
+    async def watch() -> None:
+        await disconnected()
+        job.cancelled = True
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 class Reply:

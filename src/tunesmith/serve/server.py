@@ -20,6 +20,7 @@ def serve(
     max_batch: int = 8,
     model_name: str | None = None,
     log_level: str = "info",
+    dtype: str = "auto",
 ) -> None:
     """Serve `target` (run dir, export, hub id, folder, .gguf, embedded) until interrupted.
 
@@ -35,11 +36,11 @@ def serve(
         raise TunesmithError(f"--max-batch must be at least 1, got {max_batch}")
     api_key = api_key or os.environ.get(API_KEY_ENV) or None
     check_port_free(host, port)
-    loaded = load_for_use(target, device="auto", merge_adapter=True)
+    loaded = load_for_use(target, dtype=dtype)
     app = create_app(loaded, api_key=api_key, max_batch=max_batch, model_name=model_name)
     name = model_name or loaded.name
     auth = "API key required" if api_key else "no API key"
-    print(f"serving '{name}' at http://{host}:{port}/v1 ({auth}; template {loaded.template.name})", file=sys.stderr)
+    print(f"serving {loaded.describe()} at http://{host}:{port}/v1 as '{name}' ({auth})", file=sys.stderr)
     if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: {host} is reachable from other machines and no API key is set "
               f"(--api-key or {API_KEY_ENV})", file=sys.stderr)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from tunesmith.errors import TunesmithError
+from tunesmith.precision import bf16_native
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -33,11 +34,7 @@ def device_type() -> str:
 
 def cpu_has_bf16() -> bool:
     """AVX-512 BF16 or AMX: bf16 matmuls run natively (several times fp32 speed)."""
-    cpu = torch.cpu
-    return bool(
-        getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-        or getattr(cpu, "_is_amx_tile_supported", lambda: False)()
-    )
+    return bf16_native("cpu")
 
 
 def resolve_precision(requested: str, method: str, device: str | None = None) -> Precision:
@@ -57,7 +54,7 @@ def resolve_precision(requested: str, method: str, device: str | None = None) ->
 def _compute_dtype(requested: str, device: str) -> str:
     if requested == "auto":
         if device == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if bf16_native("cuda") else "fp16"
         return "bf16" if cpu_has_bf16() else "fp32"
     if requested == "fp16" and device == "cpu":
         raise TunesmithError("train.precision: fp16 needs a GPU; on a CPU use bf16 (or auto, or fp32)")

@@ -8,10 +8,8 @@ from pathlib import Path
 
 from torch import nn
 
-from tunesmith.data.templates import Template
+from tunesmith.data.templates import TEMPLATE_FILE, Template
 from tunesmith.train.distributed import Cluster
-
-TEMPLATE_FILE = "template.json"
 
 
 def save_output(

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine.decoding import Sequence, context_length, decode_batch, stop_token_ids
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import LoadedModel, load_for_use
-from tunesmith.serve.decoding import Sequence, context_length, decode_batch, stop_token_ids
 
 HELP = "/reset clears the conversation, /exit quits, Ctrl-C stops a reply"
 USER_PROMPT = "you> "
@@ -28,13 +28,15 @@ def chat(
     max_new_tokens: int = 256,
     system: str | None = None,
     seed: int | None = None,
+    dtype: str = "auto",
     input_stream: TextIO | None = None,
     output_stream: TextIO | None = None,
 ) -> None:
     """Load `target` and chat with it on `input_stream`/`output_stream` (default: the terminal)."""
     if max_new_tokens < 1:
         raise TunesmithError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
-    loaded = load_for_use(target, device="auto", merge_adapter=True)
+    loaded = load_for_use(target, dtype=dtype)
+    print(f"loaded {loaded.describe()}", file=sys.stderr)
     session = ChatSession(loaded, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                           system=system, seed=seed)
     run_chat(session, input_stream or sys.stdin, output_stream or sys.stdout)

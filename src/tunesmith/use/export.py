@@ -17,18 +17,23 @@ import tempfile
 from pathlib import Path
 
 from tunesmith.data.templates import Template
+from tunesmith.engine import stop_token_ids
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import TEMPLATE_FILE, load_for_use
 from tunesmith.runs import atomic_write_text
-from tunesmith.serve.decoding import stop_token_ids
 from tunesmith.use.chat_template import template_as_jinja
 
 CONVERTER_ENV = "TUNESMITH_GGUF_CONVERTER"
 CONVERTER_NAMES = ("convert_hf_to_gguf.py", "convert-hf-to-gguf")
 
 
-def export(run_dir: str | Path, out: str | Path, *, merge: bool = True, gguf: bool = False) -> Path:
-    """Write the model of `run_dir` (or any model target) to the new folder `out`; return `out`."""
+def export(run_dir: str | Path, out: str | Path, *, merge: bool = True, gguf: bool = False,
+           dtype: str = "fp32") -> Path:
+    """Write the model of `run_dir` (or any model target) to the new folder `out`; return `out`.
+
+    The adapter is merged in fp32 (as every command merges it at load); the weights are written in
+    `dtype` (fp32 by default, so loading the export in any dtype gives what tunesmith runs in it).
+    """
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TunesmithError(f"--out {out} already exists and is not empty; choose a new folder")
@@ -38,13 +43,11 @@ def export(run_dir: str | Path, out: str | Path, *, merge: bool = True, gguf: bo
             f"--gguf needs llama.cpp's converter, which was not found: set {CONVERTER_ENV}=/path/to/"
             "convert_hf_to_gguf.py (or put it on PATH), or export without --gguf and convert the folder later"
         )
-    loaded = load_for_use(run_dir)
+    loaded = load_for_use(run_dir, dtype=dtype, device="cpu", merge_adapter=merge)
     model = loaded.model
-    if hasattr(model, "merge_and_unload"):
-        if not merge:
-            raise TunesmithError(f"{run_dir} holds a LoRA adapter, which needs --merge to become a standalone model "
-                                 f"(the adapter alone is already in {Path(run_dir) / 'adapter'})")
-        model = model.merge_and_unload()
+    if hasattr(model, "merge_and_unload"):  # only when merge is False
+        raise TunesmithError(f"{run_dir} holds a LoRA adapter, which needs --merge to become a standalone model "
+                             f"(the adapter alone is already in {Path(run_dir) / 'adapter'})")
     write_standalone(model, loaded.tokenizer, loaded.template, out, source=loaded.name)
     if converter is not None:
         convert_to_gguf(converter, out)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine import Sequence, context_length, generate, stop_token_ids
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import LoadedModel, load_for_use
 from tunesmith.runs import atomic_write_text
-from tunesmith.serve.decoding import Sequence, context_length, generate, stop_token_ids
 from tunesmith.use.rows import PromptRow, read_prompt_rows
 
 
@@ -49,12 +49,14 @@ def generate_file(
     top_p: float = 1.0,
     seed: int | None = None,
     show_progress: bool = True,
+    dtype: str = "auto",
 ) -> GenerateFileResult:
     """Load `target` and answer every prompt in `input_path` (see module doc)."""
     if max_new_tokens < 1 or batch_size < 1:
         raise TunesmithError("--max-new-tokens and --batch-size must be at least 1")
     rows = read_prompt_rows(Path(input_path))  # fail on a bad file before loading the model
-    loaded = load_for_use(target, device="auto", merge_adapter=True)
+    loaded = load_for_use(target, dtype=dtype)
+    print(f"loaded {loaded.describe()}", file=sys.stderr)
     return generate_rows(loaded, rows, Path(output_path), max_new_tokens=max_new_tokens,
                          batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
                          show_progress=show_progress)
@@ -75,17 +77,17 @@ def generate_rows(loaded: LoadedModel, rows: list[PromptRow], output_path: Path,
                 row_seed = None if seed is None else seed + position
                 sequences[position] = Sequence(ids, min(max_new_tokens, limit - len(ids)), temperature, top_p,
                                                stops, row_seed)
-    order = sorted(sequences, key=lambda position: len(sequences[position].prompt_ids))  # less padding
-    with _progress(len(order), show_progress) as advance:
-        for start in range(0, len(order), batch_size):
-            batch = [sequences[position] for position in order[start : start + batch_size]]
-            generate(loaded.model, loaded.tokenizer, batch, stop_ids)
-            advance(len(batch))
+    with _progress(len(sequences), show_progress) as advance:
+        generate(loaded.model, loaded.tokenizer, list(sequences.values()), stop_ids, batch_size=batch_size,
+                 progress=advance)
+    for position, sequence in sequences.items():
+        if sequence.error:
+            rows[position].error = f"generation failed: {sequence.error}"
     lines = [json.dumps(_output_record(row, sequences.get(position)), ensure_ascii=False)
              for position, row in enumerate(rows)]
     atomic_write_text(output_path, "".join(line + "\n" for line in lines))
     errors = [f"{row.source}: {row.error}" for row in rows if row.error]
-    return GenerateFileResult(output_path, len(rows), len(sequences), errors)
+    return GenerateFileResult(output_path, len(rows), sum(1 for s in sequences.values() if not s.error), errors)
 
 
 def _prompt_ids(loaded: LoadedModel, row: PromptRow, limit: int) -> list[int]:
@@ -106,7 +108,7 @@ def _prompt_ids(loaded: LoadedModel, row: PromptRow, limit: int) -> list[int]:
 
 
 def _output_record(row: PromptRow, sequence: Sequence | None) -> dict:
-    if sequence is None:
+    if sequence is None or sequence.error:
         return {"line": _line(row), "input": row.row, "generation": None, "error": row.error}
     return {"line": _line(row), "input": row.row, "generation": sequence.text, "finish_reason": sequence.finish_reason,
             "prompt_tokens": len(sequence.prompt_ids), "new_tokens": len(sequence.token_ids)}

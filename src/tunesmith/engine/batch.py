@@ -6,20 +6,26 @@ the batch's width (or the batch's to its width) and stacked under it. Finished r
 cache; columns that became padding in every row are cut, so the cache does not grow forever.
 Joining needs plain `DynamicLayer` caches; for other cache kinds (sliding windows, ...) `can_join`
 is False and a batch runs with the rows it started with.
+
+A failure while sampling or detokenising one row (a bad seed, a tokenizer error) finishes only
+that row, with finish reason "error" and the message in its sequence's `error`; its batch-mates
+go on. A failure of the forward pass itself is the whole batch's and is raised.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from tunesmith.serve.detokenize import TextStream
-from tunesmith.serve.sampling import sample_next
+from tunesmith.engine.detokenize import TextStream
+from tunesmith.engine.sampling import sample_one
 
+log = logging.getLogger("tunesmith.engine")
 Update = tuple[Hashable, str, str | None]  # (row key, new text, finish reason once finished)
 
 
@@ -42,17 +48,18 @@ class Batch:
         self.next_tokens: list[int] = []  # sampled, not yet fed
         self.can_join = True
         self.cache_arg = _cache_arg(model)
+        self.prefill_args = {"logits_to_keep": 1} if _takes(model, "logits_to_keep") else {}
 
     def add(self, rows: list[Row]) -> list[Update]:
         """Prefill `rows` and sample their first token; they join the batch unless already finished."""
         if self.rows and not self.can_join:
             raise RuntimeError("this model's cache cannot take rows into a running batch")
-        ids, mask = _left_pad([row.sequence.prompt_ids for row in rows], self.model.device)
+        ids, mask = left_pad([row.sequence.prompt_ids for row in rows], 0, self.model.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = _new_cache(self.model)
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             **{self.cache_arg: cache})
+                             **{self.cache_arg: cache}, **self.prefill_args)
         updates, tokens, keep = self._sample(rows, out.logits[:, -1, :])
         if keep:
             self._join([rows[i] for i in keep], cache, mask[keep], positions[keep, -1:], [tokens[i] for i in keep],
@@ -76,12 +83,18 @@ class Batch:
     # ------------------------------------------------------------------ internals
 
     def _sample(self, rows: list[Row], logits: torch.Tensor) -> tuple[list[Update], list[int], list[int]]:
-        sequences = [row.sequence for row in rows]
-        tokens = sample_next(logits, [s.temperature for s in sequences], [s.top_p for s in sequences],
-                             [row.generator for row in rows])
-        updates, keep = [], []
-        for i, (row, token) in enumerate(zip(rows, tokens, strict=True)):
-            delta, finish = self.advance(row.sequence, row.stream, token, row.room, self.is_cancelled(row.key))
+        logits = logits.float()
+        greedy = logits.argmax(dim=-1).tolist()
+        updates, tokens, keep = [], [], []
+        for i, row in enumerate(rows):
+            seq = row.sequence
+            try:
+                token = sample_one(logits[i], greedy[i], seq.temperature, seq.top_p, row.generator)
+                delta, finish = self.advance(seq, row.stream, token, row.room, self.is_cancelled(row.key))
+            except Exception as err:  # noqa: BLE001 - one row's failure must not fail its batch-mates
+                log.exception("generation failed for one sequence")
+                token, delta, finish = 0, "", fail(seq, err)
+            tokens.append(token)
             if delta or finish:
                 updates.append((row.key, delta, finish))
             if finish is None:
@@ -137,23 +150,36 @@ def _pad_left(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     return F.pad(tensor, pad)
 
 
-def _left_pad(prompts: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(p) for p in prompts)
-    ids = torch.zeros((len(prompts), width), dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, width - len(prompt):] = 1
+def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """[batch, width] ids and attention mask, padded on the left (so every row ends together)."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, row in enumerate(rows):
+        if row:
+            ids[k, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[k, width - len(row):] = 1
     return ids.to(device), mask.to(device)
+
+
+def fail(sequence, err: Exception) -> str:
+    """Mark one sequence as failed; returns the finish reason "error"."""
+    sequence.error = f"{type(err).__name__}: {err}"
+    sequence.finish_reason = sequence.stopped = "error"
+    return "error"
 
 
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def _takes(model, argument: str) -> bool:
+    return argument in inspect.signature(_base(model).forward).parameters
+
+
 def _cache_arg(model) -> str:
     """The forward() argument that takes the cache: `cache` (recent transformers) or `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(_base(model).forward).parameters else "past_key_values"
+    return "cache" if _takes(model, "cache") else "past_key_values"
 
 
 def _new_cache(model):

@@ -7,9 +7,9 @@ import torch
 
 from test_serve_support import lively_model
 from tiny import tiny_tokenizer
-from tunesmith.serve.decoding import Sequence, decode_batch, generate, stop_token_ids
-from tunesmith.serve.detokenize import TextStream
-from tunesmith.serve.sampling import sample_next, top_p_filter
+from tunesmith.engine.decoding import Sequence, decode_batch, generate, stop_token_ids
+from tunesmith.engine.detokenize import TextStream
+from tunesmith.engine.sampling import sample_next, top_p_filter
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_stop_token_ids_include_special_stop_strings(tok, lm):
 
 
 def test_sequences_joining_a_running_batch_decode_as_if_alone(tok, lm):
-    from tunesmith.serve.decoding import Decoder
+    from tunesmith.engine.decoding import Decoder
 
     prompts = {"long": "What is the capital of France? Paris", "short": "The", "late": "hello world 0 1 2 3 4 5"}
     alone = {k: hf_greedy(lm, tok(p).input_ids, n) for (k, p), n in zip(prompts.items(), (6, 3, 12), strict=True)}

@@ -1,9 +1,12 @@
-"""The batching engine: one worker thread runs the model; HTTP handlers queue work and await events.
+"""The engine as a service: one worker thread runs the model; callers (the HTTP server) queue work
+from an asyncio loop and await events.
 
 Concurrent requests wait in one queue. The worker decodes up to `max_batch` sequences together
-(serve/batch.py), letting queued ones join the running batch between steps as others finish
-(continuous batching), and sends each step's text to the asyncio loop of the request that asked
-for it. A failing batch fails only its own requests; the worker goes on.
+(engine/batch.py, the same batch `generate` uses), letting queued ones join the running batch
+between steps as others finish (continuous batching), and sends each step's text to the asyncio
+loop of the request that asked for it. A sequence that fails alone (a bad seed, a detokenising
+error) fails only its own request; a failing forward pass fails the requests in that batch; the
+worker goes on either way.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from tunesmith.serve.decoding import Decoder, Sequence
+from tunesmith.engine.decoding import Decoder, Sequence
 
 log = logging.getLogger("tunesmith.serve")
 
@@ -122,7 +125,10 @@ class Engine:
                 batch = self.decoder.batch(is_cancelled=lambda key: self._stopping or key[0].cancelled)
             try:
                 if arrivals:
-                    self._publish(batch.add([self.decoder.row(key, key[0].sequences[key[1]]) for key in arrivals]))
+                    rows, failed = self.decoder.rows([(key, key[0].sequences[key[1]]) for key in arrivals])
+                    self._publish(failed)
+                    if rows:
+                        self._publish(batch.add(rows))
                 if batch.rows:
                     self._publish(batch.step())
             except Exception as err:  # noqa: BLE001 - one bad batch must not kill the server
@@ -151,8 +157,11 @@ class Engine:
 
     def _publish(self, updates) -> None:
         for (job, index), delta, finish in updates:
-            tokens = job.sequences[index].generated if finish else 0
-            self._send(job, Event(index, delta, finish, tokens))
+            sequence = job.sequences[index]
+            if finish == "error":
+                self._send(job, Event(index, "", error=f"generation failed: {sequence.error}"))
+                continue
+            self._send(job, Event(index, delta, finish, sequence.generated if finish else 0))
 
     def _fail(self, keys: list[tuple[Job, int]], err: Exception) -> None:
         for job, index in keys:

@@ -20,6 +20,15 @@ def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return kept / kept.sum()
 
 
+def sample_one(logits: torch.Tensor, greedy: int, temperature: float, top_p: float,
+               generator: torch.Generator | None) -> int:
+    """One next token from one row's logits [V] (fp32); `greedy` is its argmax, used at temperature 0."""
+    if temperature < GREEDY_BELOW:
+        return greedy
+    probs = top_p_filter(torch.softmax(logits / temperature, dim=-1), top_p)
+    return int(torch.multinomial(probs.cpu(), 1, generator=generator).item())
+
+
 def sample_next(
     logits: torch.Tensor,
     temperatures: list[float],
@@ -29,11 +38,5 @@ def sample_next(
     """One next token per row of `logits` [B, V], each row with its own settings and random stream."""
     logits = logits.float()
     greedy = logits.argmax(dim=-1).tolist()
-    tokens: list[int] = []
-    for row, (temperature, top_p, generator) in enumerate(zip(temperatures, top_ps, generators, strict=True)):
-        if temperature < GREEDY_BELOW:
-            tokens.append(greedy[row])
-            continue
-        probs = top_p_filter(torch.softmax(logits[row] / temperature, dim=-1), top_p)
-        tokens.append(int(torch.multinomial(probs.cpu(), 1, generator=generator).item()))
-    return tokens
+    return [sample_one(logits[row], greedy[row], temperature, top_p, generator)
+            for row, (temperature, top_p, generator) in enumerate(zip(temperatures, top_ps, generators, strict=True))]
