@@ -84,18 +84,42 @@ def test_export_refuses_what_it_cannot_do(run_dir, tmp_path, monkeypatch):
     assert not (tmp_path / "gguf").exists() and not (tmp_path / "unmerged").exists()
 
 
-def test_gguf_uses_the_configured_converter(run_dir, tmp_path, monkeypatch):
+FAKE_CONVERTER = """
+import os, sys, pathlib
+from gguf import GGUFWriter
+from transformers import AutoTokenizer
+folder, outfile = sys.argv[1], sys.argv[sys.argv.index('--outfile') + 1]
+tokenizer = AutoTokenizer.from_pretrained(folder)
+writer = GGUFWriter(outfile, "llama")
+if not os.environ.get("FAKE_DROP_TEMPLATE"):
+    writer.add_chat_template(tokenizer.chat_template)
+writer.add_eos_token_id(tokenizer.eos_token_id)
+writer.add_bos_token_id(tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0)
+writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file(); writer.close()
+"""
+
+
+def test_gguf_carries_the_training_template_and_eos_or_export_refuses(run_dir, tmp_path, monkeypatch):
+    from tunesmith.models import _apply_gguf_metadata, gguf_metadata
+
     converter = tmp_path / "convert_hf_to_gguf.py"
-    converter.write_text(
-        "import sys, pathlib\n"
-        "folder, outfile = sys.argv[1], sys.argv[sys.argv.index('--outfile') + 1]\n"
-        "assert (pathlib.Path(folder) / 'config.json').is_file()\n"
-        "pathlib.Path(outfile).write_bytes(b'GGUF fake')\n"
-    )
+    converter.write_text(FAKE_CONVERTER)
     converter.chmod(converter.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("TUNESMITH_GGUF_CONVERTER", str(converter))
     out = export(run_dir, tmp_path / "with-gguf", gguf=True)
-    assert (out / "model.gguf").read_bytes() == b"GGUF fake"
+    exported = AutoTokenizer.from_pretrained(out)
+    metadata = gguf_metadata(out / "model.gguf")
+    assert metadata["chat_template"] == exported.chat_template and metadata["eos_token_id"] == exported.eos_token_id
+    bare = AutoTokenizer.from_pretrained(out)
+    bare.chat_template = None
+    _apply_gguf_metadata(bare, metadata)  # what loading a GGUF back does with what transformers dropped
+    assert bare.chat_template == exported.chat_template
+
+    monkeypatch.setenv("FAKE_DROP_TEMPLATE", "1")
+    with pytest.raises(TunesmithError, match="without chat_template"):
+        export(run_dir, tmp_path / "no-template", gguf=True)
+    assert not (tmp_path / "no-template" / "model.gguf").exists()
+    monkeypatch.delenv("FAKE_DROP_TEMPLATE")
 
     converter.write_text("import sys\nprint('unsupported architecture', file=sys.stderr)\nsys.exit(1)\n")
     with pytest.raises(TunesmithError, match="unsupported architecture"):

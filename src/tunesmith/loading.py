@@ -72,7 +72,14 @@ def load_for_use(
 def _load_model_spec(spec: str, policy: LoadPolicy, trust: bool) -> LoadedModel:
     resolved = resolve_model(spec)
     tokenizer = load_tokenizer(resolved.path, trust)
-    template = _saved_template(resolved.path) or resolve_template("auto", tokenizer)
+    template = _saved_template(resolved.path)
+    if template is None and resolved.kind == "gguf" and not getattr(tokenizer, "chat_template", None):
+        raise TunesmithError(
+            f"{spec} has no chat template in its metadata (tokenizer.chat_template), so tunesmith cannot know "
+            "how prompts were formatted: use it in a config with data.template set (alpaca, qa, chatml, ...), "
+            "or re-export it with `tunesmith export --gguf`, which writes the training template into the file"
+        )
+    template = template or resolve_template("auto", tokenizer)
     model = _load_weights(resolved.path, policy, trust)
     local = Path(spec).expanduser().resolve()
     name = {"folder": local.name, "gguf": local.stem}.get(resolved.kind, resolved.spec)

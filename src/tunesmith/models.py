@@ -109,7 +109,28 @@ def _write_gguf_as_safetensors(gguf: Path, out: Path) -> None:
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     model.save_pretrained(out, safe_serialization=True)
+    _apply_gguf_metadata(tokenizer, gguf_metadata(gguf))
     tokenizer.save_pretrained(out)
+
+
+def gguf_metadata(gguf: Path) -> dict:
+    """The chat template and bos/eos/pad ids a GGUF file records (read with the `gguf` package;
+    transformers' GGUF tokenizer reader does not always carry them over)."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(gguf).fields
+    wanted = {"tokenizer.chat_template": "chat_template", "tokenizer.ggml.bos_token_id": "bos_token_id",
+              "tokenizer.ggml.eos_token_id": "eos_token_id", "tokenizer.ggml.padding_token_id": "pad_token_id"}
+    return {name: fields[key].contents() for key, name in wanted.items() if key in fields}
+
+
+def _apply_gguf_metadata(tokenizer, metadata: dict) -> None:
+    if metadata.get("chat_template") and not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = metadata["chat_template"]
+    for role in ("bos", "eos", "pad"):
+        token_id = metadata.get(f"{role}_token_id")
+        if token_id is not None and getattr(tokenizer, f"{role}_token", None) is None:
+            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(int(token_id)))
 
 
 def _hub_snapshot(repo_id: str) -> Path:

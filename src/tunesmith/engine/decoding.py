@@ -59,7 +59,8 @@ def context_length(model) -> int:
 def stop_token_ids(model, tokenizer, stop_strings: tuple[str, ...] = ()) -> set[int]:
     """EOS ids of tokenizer and generation config, plus stop strings that are single special tokens."""
     ids: set[int] = set()
-    for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, configured):
         ids.update(value if isinstance(value, list) else [value] if value is not None else [])
     special = set(tokenizer.all_special_tokens) | set(tokenizer.get_added_vocab())
     ids.update(tokenizer.convert_tokens_to_ids(s) for s in stop_strings if s in special)

@@ -1,4 +1,9 @@
-"""The final weights: adapter/ (LoRA) or model/ (full), with the tokenizer and template.json, swapped in whole."""
+"""The final weights: adapter/ (LoRA) or model/ (full), with the tokenizer and template.json, swapped in whole.
+
+Every folder carries the training template twice: template.json (for tunesmith) and the tokenizer's
+chat template (the same template as Jinja, so plain transformers + peft renders the same prompt
+ids), plus a generation_config.json whose EOS ids are the stop ids training taught.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,29 @@ def save_output(
         staging = output.with_name(f".{output.name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         model.save_pretrained(staging, safe_serialization=True, state_dict=state)
-        tokenizer.save_pretrained(staging)
+        save_tokenizer_and_stops(model, tokenizer, template, staging)
         template.save(staging / TEMPLATE_FILE)
         swap_in(staging, output)
     cluster.barrier()
+
+
+def save_tokenizer_and_stops(model, tokenizer, template: Template, folder: Path) -> None:
+    """The tokenizer with the training template as its chat template, and generation_config.json's stop ids."""
+    import copy
+
+    from transformers import GenerationConfig
+
+    from tunesmith.engine import stop_token_ids
+    from tunesmith.use.chat_template import template_as_jinja
+
+    saved = copy.deepcopy(tokenizer)  # the training tokenizer stays as it was
+    saved.chat_template = template_as_jinja(template, tokenizer)
+    saved.save_pretrained(folder)
+    eos = sorted(stop_token_ids(model, tokenizer, template.stop_strings))
+    generation = copy.deepcopy(getattr(model, "generation_config", None)) or GenerationConfig()
+    generation.eos_token_id = eos[0] if len(eos) == 1 else eos
+    generation.bos_token_id, generation.pad_token_id = tokenizer.bos_token_id, tokenizer.pad_token_id
+    generation.save_pretrained(folder)
 
 
 def swap_in(staging: Path, target: Path) -> None:

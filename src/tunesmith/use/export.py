@@ -17,11 +17,10 @@ import tempfile
 from pathlib import Path
 
 from tunesmith.data.templates import Template
-from tunesmith.engine import stop_token_ids
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import TEMPLATE_FILE, load_for_use
 from tunesmith.runs import atomic_write_text
-from tunesmith.use.chat_template import template_as_jinja
+from tunesmith.train.output import save_tokenizer_and_stops
 
 CONVERTER_ENV = "TUNESMITH_GGUF_CONVERTER"
 CONVERTER_NAMES = ("convert_hf_to_gguf.py", "convert-hf-to-gguf")
@@ -59,14 +58,8 @@ def write_standalone(model, tokenizer, template: Template, out: Path, source: st
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        eos_ids = sorted(stop_token_ids(model, tokenizer, template.stop_strings))
-        generation = model.generation_config
-        generation.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
-        generation.pad_token_id = tokenizer.pad_token_id
-        generation.bos_token_id = tokenizer.bos_token_id
         model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.chat_template = template_as_jinja(template, tokenizer)
-        tokenizer.save_pretrained(staging)
+        save_tokenizer_and_stops(model, tokenizer, template, staging)
         template.save(staging / TEMPLATE_FILE)
         atomic_write_text(staging / "README.md", _model_card(source, template))
         if out.exists():
@@ -98,8 +91,21 @@ def convert_to_gguf(converter: Path, folder: Path) -> Path:
         partial.unlink(missing_ok=True)
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
         raise TunesmithError(f"GGUF conversion failed (the Hugging Face export in {folder} is complete):\n{tail}")
+    _check_gguf_metadata(partial, folder)
     partial.rename(target)
     return target
+
+
+def _check_gguf_metadata(gguf: Path, folder: Path) -> None:
+    """The GGUF must carry the training template and the stop ids, or it is not the model that was evaluated."""
+    from tunesmith.models import gguf_metadata
+
+    metadata = gguf_metadata(gguf)
+    missing = [name for name in ("chat_template", "eos_token_id") if metadata.get(name) in (None, "")]
+    if missing:
+        gguf.unlink(missing_ok=True)
+        raise TunesmithError(f"the converter wrote a GGUF without {' and '.join(missing)}; it was deleted "
+                             f"(the Hugging Face export in {folder} is complete and carries them)")
 
 
 def _model_card(source: str, template: Template) -> str:
