@@ -14,8 +14,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tunesmith import trust
 from tunesmith.config import Config, field_help, load_config
 from tunesmith.errors import TunesmithError
+from tunesmith.trust import TRUST_ENV
 
 app = typer.Typer(
     help="Fine-tune a language model on your own data and prove, with numbers, whether it helped.",
@@ -43,8 +45,24 @@ ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see the keys 
 TargetArg = Annotated[str, typer.Argument(help="A run directory, exported folder, hub id, .gguf file or model name.")]
 
 
+@app.callback()
+def _options(
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            envvar=TRUST_ENV,
+            help="Allow a model's own Python code (config.json auto_map) to run. Only this flag or "
+            f"{TRUST_ENV}=1 allows it, never a config file.",
+        ),
+    ] = False,
+) -> None:
+    if trust_remote_code:
+        trust.allow()
+
+
 def _config(path: Path | None, overrides: list[str] | None) -> Config:
-    return load_config(path, overrides or [])
+    return trust.gate(load_config(path, overrides or []))
 
 
 def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
@@ -52,7 +70,7 @@ def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
     config_path = run_dir / "config.yaml" if run_dir.is_dir() else run_dir
     if not config_path.is_file():
         raise TunesmithError(f"{run_dir} is not a run directory (no config.yaml): give RUN_DIR of a `tunesmith run`")
-    config = load_config(config_path, overrides or [])
+    config = trust.gate(load_config(config_path, overrides or []))
     if run_dir.is_dir() and Path(config.run_dir).resolve() != run_dir.resolve():
         config = config.model_copy(update={"run_dir": str(run_dir)})
     return config

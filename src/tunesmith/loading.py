@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from tunesmith import trust
 from tunesmith.data.templates import Template, resolve_template
 from tunesmith.errors import TunesmithError
 from tunesmith.models import load_model, load_tokenizer, resolve_model
@@ -37,7 +38,7 @@ def load_for_use(
     target: str | Path,
     *,
     dtype=None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = None,
     base_only: bool = False,
     device: str | None = None,
     merge_adapter: bool = False,
@@ -45,6 +46,8 @@ def load_for_use(
     """Load whatever `target` names.
 
     Args:
+        trust_remote_code: allow the model's own code to run; None = as the command line says
+            (tunesmith.trust). Never taken from a run directory's config.yaml.
         base_only: a run directory gives its untuned base model (same template).
         device: None keeps the model where transformers put it (CPU); "auto" picks the GPU when
             there is one (bf16/fp16 there, fp32 on CPU); or a torch device string.
@@ -52,8 +55,9 @@ def load_for_use(
             the result is a plain transformers model).
     """
     path = Path(target).expanduser()
+    trust_remote_code = trust.allowed() if trust_remote_code is None else trust_remote_code
     if path.is_dir() and (path / "config.yaml").is_file():
-        loaded = _load_run(RunDir(path), dtype, base_only, device)
+        loaded = _load_run(RunDir(path), dtype, trust_remote_code, base_only, device)
     elif path.is_dir() and (path / "adapter_config.json").is_file():
         raise TunesmithError(f"{path} is an adapter folder: pass its run directory instead")
     else:
@@ -84,30 +88,29 @@ def _load_model_spec(spec: str, dtype, trust: bool, device: str | None) -> Loade
     return LoadedModel(model, tokenizer, template, name)
 
 
-def _load_run(run: RunDir, dtype, base_only: bool, device: str | None) -> LoadedModel:
+def _load_run(run: RunDir, dtype, trusted: bool, base_only: bool, device: str | None) -> LoadedModel:
     raw = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict) or not raw.get("model"):
         raise TunesmithError(f"{run.config}: no 'model' key; is this a tunesmith run directory?")
-    trust = bool(raw.get("trust_remote_code", False))
     weights = run.final_weights()
     if weights is None and not base_only:
         raise TunesmithError(f"{run.root} has no trained weights yet (adapter/ or model/): run `tunesmith train` first")
     full_model = weights is not None and not (weights / "adapter_config.json").is_file()
     base_path = None if full_model and not base_only else resolve_model(str(raw["model"])).path
     has_tokenizer = weights is not None and (weights / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(weights if has_tokenizer else base_path, trust)
+    tokenizer = load_tokenizer(weights if has_tokenizer else base_path, trusted)
     template = (weights and _saved_template(weights)) or _saved_template(run.data)
     if template is None:
         data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
         template = resolve_template(data.get("template", "auto"), tokenizer)
     name = run.root.resolve().name
     if base_only:
-        return LoadedModel(_load_weights(base_path, dtype, trust, device), tokenizer, template, f"{name}:base")
+        return LoadedModel(_load_weights(base_path, dtype, trusted, device), tokenizer, template, f"{name}:base")
     if full_model:
-        return LoadedModel(_load_weights(weights, dtype, trust, device), tokenizer, template, name)
+        return LoadedModel(_load_weights(weights, dtype, trusted, device), tokenizer, template, name)
     from peft import PeftModel
 
-    base = _load_weights(base_path, dtype, trust, device)
+    base = _load_weights(base_path, dtype, trusted, device)
     model = PeftModel.from_pretrained(base, weights, is_trainable=False)
     return LoadedModel(model.eval(), tokenizer, template, name)
 
