@@ -42,6 +42,10 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="Override a config key, e.g. --set train.max_steps=20 (repeatable)."),
 ]
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see the keys below).")]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace trained weights already in run_dir (and the eval/report of them)."),
+]
 TargetArg = Annotated[str, typer.Argument(help="A run directory, exported folder, hub id, .gguf file or model name.")]
 
 
@@ -87,12 +91,12 @@ def quickstart(set_: SetOption = None) -> None:
 
 
 @app.command(epilog=SETTINGS_HELP)
-def run(config: ConfigArg, set_: SetOption = None) -> None:
+def run(config: ConfigArg, set_: SetOption = None, overwrite: OverwriteOption = False) -> None:
     """Prepare data, train, evaluate base vs few-shot vs tuned, and write the report."""
     resolved = _config(config, set_)
     from tunesmith.pipeline import run as run_pipeline
 
-    result = run_pipeline(resolved)
+    result = run_pipeline(resolved, overwrite=overwrite)
     print(result.table)
     print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
 
@@ -119,12 +123,13 @@ def train(
         bool | None,
         typer.Option("--resume/--no-resume", help="Resume from the latest checkpoint (default: train.resume)."),
     ] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Fine-tune (LoRA or full) into the run directory; resumable."""
     resolved = _config(config, set_)
     from tunesmith.train import train as run_train
 
-    result = run_train(resolved, resume=resume)
+    result = run_train(resolved, resume=resume, overwrite=overwrite)
     print(f"weights: {result.output_dir}")
 
 

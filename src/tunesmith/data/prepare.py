@@ -26,7 +26,7 @@ from tunesmith.data.report import summary
 from tunesmith.data.show import preview
 from tunesmith.data.templates import Template
 from tunesmith.errors import TunesmithError
-from tunesmith.runs import RunDir, atomic_write_json
+from tunesmith.runs import RunDir, atomic_write_json, writing
 
 REPORT, FINGERPRINT, TEMPLATE = "data_report.json", "fingerprint.json", "template.json"
 
@@ -50,9 +50,11 @@ class PrepResult:
 
 def prepare(config: Config, *, show: int = 0, force: bool = False) -> PrepResult:
     """Prepare `config.data` into the run directory, or reuse it when nothing it depends on changed."""
-    tokenizer = _tokenizer(config)
-    data_dir = RunDir(Path(config.run_dir)).data
-    cached = _prepare(config, tokenizer, data_dir, force)
+    run = RunDir(Path(config.run_dir))
+    with writing(run.root, "tunesmith prep"):  # one writer; a failed first prep leaves no empty run_dir
+        tokenizer = _tokenizer(config)
+        cached = _prepare(config, tokenizer, run.data, force)
+    data_dir = run.data
     prepared = load_prepared(data_dir)
     report = json.loads((data_dir / REPORT).read_text(encoding="utf-8"))
     text = summary(report, preview(prepared.train, tokenizer, show), str(data_dir), cached)
