@@ -20,7 +20,9 @@ from tunesmith.train import train
 from tunesmith.use import export as export_module
 from tunesmith.use.export import export
 
-SAFETENSORS_ENOSPC = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+SAFETENSORS_ENOSPC = (
+    'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+)
 
 
 def _config(run, model_dir, data, *extra):

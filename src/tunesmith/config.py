@@ -177,16 +177,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(raw, dict):
             raise TunesmithError(f"{path}: the config must be a mapping of keys to values")
     raw = apply_overrides(raw, overrides or [])
-    return validate_config(raw, source)
+    return validate_config(raw, source, overrides or [])
 
 
-def validate_config(raw: dict[str, Any], source: str = "config") -> Config:
+def validate_config(raw: dict[str, Any], source: str = "config", overrides: list[str] = ()) -> Config:
+    """Validate; each error is blamed on the `--set` that gave the value, else on `source`."""
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        lines = [_describe(e) for e in err.errors()[:5]]
+        lines = [_blame(e, source, overrides) + _describe(e) for e in err.errors()[:5]]
         more = f" (and {err.error_count() - 5} more)" if err.error_count() > 5 else ""
-        raise TunesmithError(f"{source}: " + "; ".join(lines) + more) from None
+        raise TunesmithError("; ".join(lines) + more) from None
+
+
+def _blame(error: dict[str, Any], source: str, overrides: list[str]) -> str:
+    field = ".".join(str(p) for p in error["loc"])
+    for item in reversed(overrides):  # the last --set of a key is the one that counts
+        key = item.partition("=")[0].strip()
+        if field == key or field.startswith(key + ".") or key.startswith(field + "."):
+            return f"--set {item}: "
+    return f"{source}: "
 
 
 def _describe(error: dict[str, Any]) -> str:
