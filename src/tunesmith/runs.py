@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import TunesmithError
+from tunesmith.faults import crash_point
 
 LOCK_FILE = ".tunesmith.lock"
 # lock files that an otherwise empty run directory may hold after a failed first stage
@@ -94,6 +95,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("atomic_write")
         os.replace(tmp, path)
 
 

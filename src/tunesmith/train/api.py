@@ -16,6 +16,7 @@ from rich.console import Console
 from tunesmith import runs
 from tunesmith.config import Config
 from tunesmith.errors import TunesmithError
+from tunesmith.faults import crash_point
 from tunesmith.models import load_tokenizer, resolve_model
 from tunesmith.runs import RunDir, atomic_write_text, space_for, tensor_bytes
 from tunesmith.train import checkpoint as ckpt
@@ -116,8 +117,10 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
     )
     output = run.adapter if settings.method in ("lora", "qlora") else run.model
     trained = [p for p in model.parameters() if p.requires_grad] if output == run.adapter else model.parameters()
+    crash_point("final.save")
     with space_for(output, tensor_bytes(list(trained)), output.with_name(f".{output.name}.tmp")):
         save_output(cluster, result.wrapped, model, tokenizer, prepared.template, output)
+    crash_point("final.saved")
     seen = measured(estimate, result, cluster.device.type, cluster.world)
     if cluster.is_main:
         console.print(comparison_table(estimate, seen))
