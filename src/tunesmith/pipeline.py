@@ -9,7 +9,7 @@ from pathlib import Path
 from tunesmith import runs
 from tunesmith.config import Config, load_config
 from tunesmith.errors import TunesmithError
-from tunesmith.runs import RunDir, atomic_write_json, atomic_write_text
+from tunesmith.runs import RunDir, atomic_write_json
 
 EXAMPLE_CONFIG = "lumen_faq.yaml"
 
@@ -26,7 +26,7 @@ def run(config: Config, *, overwrite: bool = False) -> RunResult:
     """Prepare, train, evaluate base / few-shot / tuned, and write report.md + report.html.
 
     The run directory is locked for the whole cycle, and whether training may start there (resume,
-    finished, refused) is decided before config.yaml or data/ are written."""
+    finished, refused) is decided before data/ is written; train records config.yaml."""
     run_dir = RunDir(Path(config.run_dir))
     with runs.writing(run_dir.root, "tunesmith run"):
         return _run(config, run_dir, overwrite)
@@ -39,9 +39,7 @@ def _run(config: Config, run_dir: RunDir, overwrite: bool) -> RunResult:
     from tunesmith.train import train
     from tunesmith.train.api import preflight
 
-    begin = preflight(config, overwrite=overwrite)
-    if not begin.resuming or not run_dir.config.is_file():
-        atomic_write_text(run_dir.config, config.to_yaml())
+    preflight(config, overwrite=overwrite)  # refuses (resume mismatch, finished weights) before any write
     timings: dict[str, float] = {}
     started = time.perf_counter()
     for stage, step in (
