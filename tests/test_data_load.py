@@ -88,7 +88,7 @@ def test_parquet_and_saved_dataset(tmp_path):
     rows.to_parquet(str(tmp_path / "d.parquet"))
     rows.save_to_disk(str(tmp_path / "saved"))
     for path in (tmp_path / "d.parquet", tmp_path / "saved"):
-        with pytest.raises(TunesmithError, match=rf"{path.name}:2: missing field 'completion'"):
+        with pytest.raises(TunesmithError, match=rf"{path.name}:2: field 'completion' is null"):
             load(path)
         result = load(path, on_bad_rows="skip")
         assert result.chosen_format == "prompt_completion"

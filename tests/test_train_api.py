@@ -12,8 +12,8 @@ from tunesmith.data.templates import Template
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import load_for_use
 from tunesmith.train import train
-from tunesmith.train.api import _should_resume
 from tunesmith.train.hardware import check_method, resolve_precision
+from tunesmith.train.start import should_resume as _should_resume
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_lora_run_writes_adapter_tokenizer_template_log_and_provenance(tmp_path,
     info = json.loads((run / "train_info.json").read_text())
     assert info["libraries"]["torch"] == torch.__version__ and info["libraries"]["peft"]
     assert info["data_fingerprint"] == json.loads((run / "data" / "fingerprint.json").read_text())["fingerprint"]
-    assert info["command"] and info["reproduce"] == f"tunesmith train {run / 'config.yaml'}"
+    assert info["command"] and info["reproduce"] == f"tunesmith train {run / 'config.yaml'} --set run_dir={run}-repro"
     assert set(result.estimate) == {"estimated", "measured"}
     assert result.estimate["estimated"]["trainable_params"] > 0 and result.peak_rss_gb > 0
 
@@ -74,12 +74,15 @@ def test_full_run_writes_a_standalone_model(tmp_path, tiny_model_dir, qa_file):
     assert (result.output_dir / "model.safetensors").is_file() and (result.output_dir / "template.json").is_file()
 
 
-def test_a_second_run_resumes_automatically_and_never_repeats_finished_steps(tmp_path, tiny_model_dir, qa_file):
+def test_a_second_run_of_a_finished_config_trains_nothing_and_keeps_the_record(tmp_path, tiny_model_dir, qa_file):
     config = _config(tmp_path, tiny_model_dir, qa_file)
     first = train(config, progress=False)
+    record = (tmp_path / "run" / "train_info.json").read_text()
+    weights = (first.output_dir / "adapter_model.safetensors").read_bytes()
     again = train(config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 4})}), progress=False)
-    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
-    assert info["resumed_from_step"] == 4 and again.steps == first.steps == 4
+    assert (tmp_path / "run" / "train_info.json").read_text() == record  # not clobbered with final_loss: null
+    assert (first.output_dir / "adapter_model.safetensors").read_bytes() == weights
+    assert again.steps == first.steps == 4 and again.final_loss == first.final_loss is not None
 
 
 def test_resume_flags_and_settings(tmp_path):

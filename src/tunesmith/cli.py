@@ -14,8 +14,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tunesmith import trust
 from tunesmith.config import Config, field_help, load_config
 from tunesmith.errors import TunesmithError
+from tunesmith.trust import TRUST_ENV
 
 app = typer.Typer(
     help="Fine-tune a language model on your own data and prove, with numbers, whether it helped.",
@@ -45,11 +47,31 @@ DtypeOption = Annotated[
     typer.Option(help="Weights' dtype: auto (bf16 where the hardware computes it natively, else fp16 on GPU, "
                       "else fp32), bf16, fp16 or fp32. eval/compare take eval.dtype."),
 ]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace trained weights already in run_dir (and the eval/report of them)."),
+]
 TargetArg = Annotated[str, typer.Argument(help="A run directory, exported folder, hub id, .gguf file or model name.")]
 
 
+@app.callback()
+def _options(
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            envvar=TRUST_ENV,
+            help="Allow a model's own Python code (config.json auto_map) to run. Only this flag or "
+            f"{TRUST_ENV}=1 allows it, never a config file.",
+        ),
+    ] = False,
+) -> None:
+    if trust_remote_code:
+        trust.allow()
+
+
 def _config(path: Path | None, overrides: list[str] | None) -> Config:
-    return load_config(path, overrides or [])
+    return trust.gate(load_config(path, overrides or []))
 
 
 def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
@@ -57,7 +79,7 @@ def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
     config_path = run_dir / "config.yaml" if run_dir.is_dir() else run_dir
     if not config_path.is_file():
         raise TunesmithError(f"{run_dir} is not a run directory (no config.yaml): give RUN_DIR of a `tunesmith run`")
-    config = load_config(config_path, overrides or [])
+    config = trust.gate(load_config(config_path, overrides or []))
     if run_dir.is_dir() and Path(config.run_dir).resolve() != run_dir.resolve():
         config = config.model_copy(update={"run_dir": str(run_dir)})
     return config
@@ -74,12 +96,12 @@ def quickstart(set_: SetOption = None) -> None:
 
 
 @app.command(epilog=SETTINGS_HELP)
-def run(config: ConfigArg, set_: SetOption = None) -> None:
+def run(config: ConfigArg, set_: SetOption = None, overwrite: OverwriteOption = False) -> None:
     """Prepare data, train, evaluate base vs few-shot vs tuned, and write the report."""
     resolved = _config(config, set_)
     from tunesmith.pipeline import run as run_pipeline
 
-    result = run_pipeline(resolved)
+    result = run_pipeline(resolved, overwrite=overwrite)
     print(result.table)
     print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
 
@@ -106,12 +128,13 @@ def train(
         bool | None,
         typer.Option("--resume/--no-resume", help="Resume from the latest checkpoint (default: train.resume)."),
     ] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Fine-tune (LoRA or full) into the run directory; resumable."""
     resolved = _config(config, set_)
     from tunesmith.train import train as run_train
 
-    result = run_train(resolved, resume=resume)
+    result = run_train(resolved, resume=resume, overwrite=overwrite)
     print(f"weights: {result.output_dir}")
 
 

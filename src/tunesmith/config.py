@@ -137,7 +137,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise TunesmithError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.max_steps=20")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw
     if value is None and raw.strip() not in ("null", "~", "None"):
         value = raw  # e.g. a regex starting with '#', which YAML would read as a comment
@@ -172,25 +172,39 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise TunesmithError(f"config file {path} does not exist") from None
         except OSError as err:
             raise TunesmithError(f"cannot read config {path}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise TunesmithError(f"{path}: not UTF-8 text (byte {err.start + 1}); save the config as UTF-8") from None
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)
             raise TunesmithError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        except RecursionError:
+            raise TunesmithError(f"{path}: nested too deeply to be a tunesmith config") from None
         if not isinstance(raw, dict):
             raise TunesmithError(f"{path}: the config must be a mapping of keys to values")
     raw = apply_overrides(raw, overrides or [])
-    return validate_config(raw, source)
+    return validate_config(raw, source, overrides or [])
 
 
-def validate_config(raw: dict[str, Any], source: str = "config") -> Config:
+def validate_config(raw: dict[str, Any], source: str = "config", overrides: list[str] = ()) -> Config:
+    """Validate; each error is blamed on the `--set` that gave the value, else on `source`."""
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        lines = [_describe(e) for e in err.errors()[:5]]
+        lines = [_blame(e, source, overrides) + _describe(e) for e in err.errors()[:5]]
         more = f" (and {err.error_count() - 5} more)" if err.error_count() > 5 else ""
-        raise TunesmithError(f"{source}: " + "; ".join(lines) + more) from None
+        raise TunesmithError("; ".join(lines) + more) from None
+
+
+def _blame(error: dict[str, Any], source: str, overrides: list[str]) -> str:
+    field = ".".join(str(p) for p in error["loc"])
+    for item in reversed(overrides):  # the last --set of a key is the one that counts
+        key = item.partition("=")[0].strip()
+        if field == key or field.startswith(key + ".") or key.startswith(field + "."):
+            return f"--set {_clip(item)}: "
+    return f"{source}: "
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -205,8 +219,12 @@ def _describe(error: dict[str, Any]) -> str:
         return f"unknown key '{field}' ({hint})"
     msg = error["msg"].removeprefix("Value error, ")
     given = error.get("input")
-    shown = "" if isinstance(given, dict) else f", got {given!r}"
+    shown = "" if isinstance(given, dict) else f", got {_clip(repr(given))}"
     return f"{field or 'config'}: {msg}{shown}"
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _section_at(path: list[str]) -> type[BaseModel] | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from tunesmith import trust as trust_gate
 from tunesmith.data.templates import TEMPLATE_FILE, Template, resolve_template
 from tunesmith.errors import TunesmithError
 from tunesmith.models import load_model, load_tokenizer, resolve_model
@@ -43,7 +44,7 @@ def load_for_use(
     target: str | Path,
     *,
     dtype: str | None = None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = None,
     base_only: bool = False,
     device: str | None = None,
     merge_adapter: bool = True,
@@ -52,6 +53,8 @@ def load_for_use(
 
     Args:
         dtype: "auto" (default), "bf16", "fp16" or "fp32" (see precision.load_policy).
+        trust_remote_code: allow the model's own code to run; None = as the command line says
+            (tunesmith.trust). Never taken from a run directory's config.yaml.
         base_only: a run directory gives its untuned base model (same template).
         device: "cpu" or "cuda"; default: the GPU when there is one.
         merge_adapter: fold a LoRA adapter into the fp32 base weights before casting (default);
@@ -59,8 +62,9 @@ def load_for_use(
     """
     policy = load_policy(dtype or "auto", None if device in (None, "auto") else device)
     path = Path(target).expanduser()
+    trust_remote_code = trust_gate.allowed() if trust_remote_code is None else trust_remote_code
     if path.is_dir() and (path / "config.yaml").is_file():
-        loaded = _load_run(RunDir(path), policy, base_only, merge_adapter)
+        loaded = _load_run(RunDir(path), policy, trust_remote_code, base_only, merge_adapter)
     elif path.is_dir() and (path / "adapter_config.json").is_file():
         raise TunesmithError(f"{path} is an adapter folder: pass its run directory instead")
     else:
@@ -86,11 +90,10 @@ def _load_model_spec(spec: str, policy: LoadPolicy, trust: bool) -> LoadedModel:
     return LoadedModel(model, tokenizer, template, name)
 
 
-def _load_run(run: RunDir, policy: LoadPolicy, base_only: bool, merge: bool) -> LoadedModel:
+def _load_run(run: RunDir, policy: LoadPolicy, trust: bool, base_only: bool, merge: bool) -> LoadedModel:
     raw = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict) or not raw.get("model"):
         raise TunesmithError(f"{run.config}: no 'model' key; is this a tunesmith run directory?")
-    trust = bool(raw.get("trust_remote_code", False))
     weights = run.final_weights()
     if weights is None and not base_only:
         raise TunesmithError(f"{run.root} has no trained weights yet (adapter/ or model/): run `tunesmith train` first")

@@ -6,9 +6,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunesmith import runs
 from tunesmith.config import Config, load_config
 from tunesmith.errors import TunesmithError
-from tunesmith.runs import RunDir, atomic_write_json, atomic_write_text
+from tunesmith.runs import RunDir, atomic_write_json
 
 EXAMPLE_CONFIG = "lumen_faq.yaml"
 
@@ -21,21 +22,29 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def run(config: Config) -> RunResult:
-    """Prepare, train, evaluate base / few-shot / tuned, and write report.md + report.html."""
+def run(config: Config, *, overwrite: bool = False) -> RunResult:
+    """Prepare, train, evaluate base / few-shot / tuned, and write report.md + report.html.
+
+    The run directory is locked for the whole cycle, and whether training may start there (resume,
+    finished, refused) is decided before data/ is written; train records config.yaml."""
+    run_dir = RunDir(Path(config.run_dir))
+    with runs.writing(run_dir.root, "tunesmith run"):
+        return _run(config, run_dir, overwrite)
+
+
+def _run(config: Config, run_dir: RunDir, overwrite: bool) -> RunResult:
     from tunesmith.data.prepare import prepare
     from tunesmith.evaluate import compare, format_table
     from tunesmith.report import write_report
     from tunesmith.train import train
+    from tunesmith.train.api import preflight
 
-    run_dir = RunDir(Path(config.run_dir))
-    run_dir.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir.config, config.to_yaml())
+    preflight(config, overwrite=overwrite)  # refuses (resume mismatch, finished weights) before any write
     timings: dict[str, float] = {}
     started = time.perf_counter()
     for stage, step in (
         ("prep", lambda: print(prepare(config, show=1).summary)),
-        ("train", lambda: train(config)),
+        ("train", lambda: train(config, overwrite=overwrite)),
         ("compare", lambda: compare(config)),
     ):
         begun = time.perf_counter()
@@ -61,8 +70,8 @@ def example_dir() -> Path:
     )
 
 
-def quickstart(overrides: list[str] | None = None) -> RunResult:
+def quickstart(overrides: list[str] | None = None, *, overwrite: bool = False) -> RunResult:
     """`run` on the embedded model and the bundled Lumenfold FAQ data."""
     examples = example_dir()
     base = [f"data.path={examples / 'lumen_faq.jsonl'}"]
-    return run(load_config(examples / EXAMPLE_CONFIG, base + list(overrides or [])))
+    return run(load_config(examples / EXAMPLE_CONFIG, base + list(overrides or [])), overwrite=overwrite)

@@ -97,7 +97,7 @@ def _text(row: dict, columns: dict[str, str], name: str, required: bool = True) 
     if value is None:
         if not required:
             return ""
-        raise RowProblem(f"missing field {label}")
+        raise RowProblem(f"field {label} is null, expected a string" if column in row else f"missing field {label}")
     if not isinstance(value, str):
         raise RowProblem(f"field {label} is {_kind(value)}, expected a string")
     if required and not value.strip():

@@ -26,7 +26,8 @@ from tunesmith.data.report import summary
 from tunesmith.data.show import preview
 from tunesmith.data.templates import TEMPLATE_FILE, Template
 from tunesmith.errors import TunesmithError
-from tunesmith.runs import RunDir, atomic_write_json
+from tunesmith.faults import crash_point
+from tunesmith.runs import RunDir, atomic_write_json, writing
 
 REPORT, FINGERPRINT, TEMPLATE = "data_report.json", "fingerprint.json", TEMPLATE_FILE
 
@@ -50,9 +51,11 @@ class PrepResult:
 
 def prepare(config: Config, *, show: int = 0, force: bool = False) -> PrepResult:
     """Prepare `config.data` into the run directory, or reuse it when nothing it depends on changed."""
-    tokenizer = _tokenizer(config)
-    data_dir = RunDir(Path(config.run_dir)).data
-    cached = _prepare(config, tokenizer, data_dir, force)
+    run = RunDir(Path(config.run_dir))
+    with writing(run.root, "tunesmith prep"):  # one writer; a failed first prep leaves no empty run_dir
+        tokenizer = _tokenizer(config)
+        cached = _prepare(config, tokenizer, run.data, force)
+    data_dir = run.data
     prepared = load_prepared(data_dir)
     report = json.loads((data_dir / REPORT).read_text(encoding="utf-8"))
     text = summary(report, preview(prepared.train, tokenizer, show), str(data_dir), cached)
@@ -89,9 +92,11 @@ def _prepare(config: Config, tokenizer, data_dir: Path, force: bool) -> bool:
     expected = fingerprint(config.data, tokenizer)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with _locked(data_dir.parent / ".data.lock"):
+        for stale in data_dir.parent.glob(f".{data_dir.name}-*"):  # staging/old copies a killed prep left
+            shutil.rmtree(stale, ignore_errors=True)
         if not force and _stored_fingerprint(data_dir) == expected["fingerprint"]:
             return True
-        staging = Path(tempfile.mkdtemp(prefix=".data-staging-", dir=data_dir.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}-staging-", dir=data_dir.parent))
         try:
             built = build(config.data, config.train.batch_size, tokenizer, staging / "work", staging / "out")
             built.report.update(fingerprint=expected["fingerprint"], seconds=round(time.perf_counter() - started, 2),
@@ -99,6 +104,7 @@ def _prepare(config: Config, tokenizer, data_dir: Path, force: bool) -> bool:
             atomic_write_json(staging / "out" / REPORT, built.report)
             if not built.errors:
                 atomic_write_json(staging / "out" / FINGERPRINT, expected)
+            crash_point("prep.built")
             _swap(staging / "out", data_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -121,6 +127,7 @@ def _swap(new: Path, target: Path) -> None:
     old = target.with_name(f".{target.name}-old-{uuid.uuid4().hex[:8]}")
     if target.exists():
         target.rename(old)
+    crash_point("prep.swap")
     new.rename(target)
     shutil.rmtree(old, ignore_errors=True)
 

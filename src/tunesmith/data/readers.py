@@ -65,6 +65,8 @@ def _parse_line(raw: bytes, source: str) -> RawRow:
         return RawRow(source, json.loads(text.rstrip("\r\n")))
     except json.JSONDecodeError as err:
         return RawRow(source, problem=f"not valid JSON ({err.msg} at column {err.pos + 1})")
+    except RecursionError:
+        return RawRow(source, problem="JSON nested too deeply to read")
 
 
 def _json(path: Path, shown: str) -> Iterator[RawRow]:
@@ -89,6 +91,8 @@ def _json(path: Path, shown: str) -> Iterator[RawRow]:
                 f"{shown}:{err.lineno}: not valid JSON ({err.msg} at column {err.colno}); a JSON array "
                 "is read as a whole, so fix the file (or write one row per line as JSONL)"
             ) from None
+        except RecursionError:
+            raise TunesmithError(f"{shown}:{line}: JSON nested too deeply to read") from None
         yield _surrogate_check(RawRow(f"{shown}:{line}", value))
         at = _skip_space(text, at)
         if text.startswith(",", at):

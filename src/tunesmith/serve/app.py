@@ -126,6 +126,8 @@ async def read_body(request: Request, schema: type[Body], limits: Limits) -> Bod
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise bad_request(f"the request body is not valid JSON ({err})") from None
+    except RecursionError:
+        raise bad_request("the request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise bad_request("the request body must be a JSON object")
     try:

@@ -7,9 +7,13 @@ with a 400 rather than silently ignored (see `unsupported`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+MAX_STOPS = 4  # as OpenAI
+SEED_RANGE = 2**63  # a seed is a non-negative 64-bit signed integer (torch's generators take it)
 
 
 @dataclass(frozen=True)
@@ -28,17 +32,29 @@ class Request(BaseModel):
 
     model: str
     max_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    temperature: float = Field(1.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     n: int = Field(1, ge=1, le=16)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    seed: int | None = None
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, lt=SEED_RANGE)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0, allow_inf_nan=False)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0, allow_inf_nan=False)
     logit_bias: dict[str, float] | None = None
     user: str | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_is_a_few_strings(cls, value):
+        if value is None or isinstance(value, str):
+            return value
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise PydanticCustomError("stop_type", "must be a string or a list of up to 4 strings")
+        if len(value) > MAX_STOPS:
+            raise PydanticCustomError("stop_count", "at most {limit} stop sequences, got {count}",
+                                      {"limit": MAX_STOPS, "count": len(value)})
+        return value
 
     def stop_strings(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
@@ -63,6 +79,13 @@ class CompletionRequest(Request):
     logprobs: int | None = None
     best_of: int | None = None
     suffix: str | None = None
+
+    @field_validator("prompt", mode="after")
+    @classmethod
+    def _prompt_is_not_empty(cls, value):
+        if isinstance(value, list) and not value:
+            raise PydanticCustomError("prompt_empty", "is empty: give a string, or a non-empty list of prompts")
+        return value
 
     def prompts(self) -> list[str | list[int]]:
         """The prompt(s) as a list: strings are tokenized later, id lists are used as they are."""

@@ -5,24 +5,29 @@ The config is unpacked here; everything below takes plain values.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
+from tunesmith import runs
 from tunesmith.config import Config
 from tunesmith.errors import TunesmithError
+from tunesmith.faults import crash_point
 from tunesmith.models import load_tokenizer, resolve_model
-from tunesmith.runs import RunDir, atomic_write_text
+from tunesmith.runs import RunDir, atomic_write_text, space_for, tensor_bytes
 from tunesmith.train import checkpoint as ckpt
-from tunesmith.train import methods, provenance
+from tunesmith.train import methods, provenance, start
 from tunesmith.train.batching import TrainData
 from tunesmith.train.distributed import Cluster
 from tunesmith.train.hardware import check_method, resolve_precision
 from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
 from tunesmith.train.planning import comparison_table, measured, plan_resources
+from tunesmith.train.start import Start
 
 # The kernel the model is loaded with; on a CPU short batches switch kernel (train/attention.py).
 ATTENTION = "sdpa"
@@ -40,23 +45,51 @@ class TrainResult:
     eval_loss: float | None = None
 
 
-def train(config: Config, *, resume: bool | None = None, progress: bool = True) -> TrainResult:
-    """Fine-tune `config.model` on the prepared data; resumable, checkpointed, logged."""
+def train(
+    config: Config, *, resume: bool | None = None, progress: bool = True, overwrite: bool = False
+) -> TrainResult:
+    """Fine-tune `config.model` on the prepared data; resumable, checkpointed, logged.
+
+    One writer per run directory (runs.writing). `overwrite` replaces trained weights already there;
+    without it a finished run is left as it is (same config) or refused (another config).
+    """
     settings = config.train
     check_method(settings.method)
     precision = resolve_precision(settings.precision, settings.method)
     cluster = Cluster.create(fsdp=settings.fsdp)
     console = Console(quiet=not (progress and cluster.is_main), stderr=True, highlight=False)
     run = RunDir(Path(config.run_dir))
+    with runs.writing(run.root, "tunesmith train") if cluster.is_main else contextlib.nullcontext():
+        resolved = resolve_model(config.model)
+        tokenizer = load_tokenizer(resolved.path, config.trust_remote_code)
+        begin = preflight(config, tokenizer, resume=resume, overwrite=overwrite)  # before anything is written
+        if begin.finished:
+            console.print(f"{run.root} already holds this config's finished training (step {begin.from_step}); "
+                          "nothing to train. To train it again: --overwrite, or a new run_dir")
+            return _recorded(run)
+        return _train(config, run, cluster, console, precision, resolved, tokenizer, begin, overwrite, progress)
+
+
+def preflight(config: Config, tokenizer=None, *, resume: bool | None = None, overwrite: bool = False) -> Start:
+    """How training would start in `config.run_dir`, decided (or refused) before anything is written."""
+    from tunesmith.data.fingerprint import fingerprint
+
+    if tokenizer is None:
+        tokenizer = load_tokenizer(resolve_model(config.model).path, config.trust_remote_code)
+    run = RunDir(Path(config.run_dir))
+    return start.decide(config, run, fingerprint(config.data, tokenizer)["fingerprint"], resume, overwrite)
+
+
+def _train(config, run, cluster, console, precision, resolved, tokenizer, begin: Start, overwrite, progress):
+    settings = config.train
     prepared = _prepared(config, cluster)
-    resuming = _should_resume(settings.resume, resume, run.checkpoints)
     if cluster.is_main:
-        _start_run_dir(config, run, resuming)
+        _start_run_dir(config, run, begin.resuming, overwrite)
     cluster.barrier()
+    if begin.resuming:
+        console.print(f"resumed from step {begin.from_step} ({ckpt.latest_checkpoint(run.checkpoints)})")
 
     # the model, and what this config will cost on this hardware
-    resolved = resolve_model(config.model)
-    tokenizer = load_tokenizer(resolved.path, config.trust_remote_code)
     model = methods.load_base(resolved.path, settings.method, precision, ATTENTION, config.trust_remote_code)
     model = methods.prepare_for_training(model, settings.method, settings.lora, settings.seed, precision.autocast)
     data = TrainData.from_rows(prepared.train)
@@ -76,14 +109,18 @@ def train(config: Config, *, resume: bool | None = None, progress: bool = True) 
         run.root,
         pad_id=tokenizer.pad_token_id,
         precision=precision,
-        resume=resuming,
+        resume=begin.resuming,
         progress=progress,
         fingerprint=provenance.resume_fingerprint(config, run),
         cluster=cluster,
         compiled=plan.compiled,
     )
     output = run.adapter if settings.method in ("lora", "qlora") else run.model
-    save_output(cluster, result.wrapped, model, tokenizer, prepared.template, output)
+    trained = [p for p in model.parameters() if p.requires_grad] if output == run.adapter else model.parameters()
+    crash_point("final.save")
+    with space_for(output, tensor_bytes(list(trained)), output.with_name(f".{output.name}.tmp")):
+        save_output(cluster, result.wrapped, model, tokenizer, prepared.template, output)
+    crash_point("final.saved")
     seen = measured(estimate, result, cluster.device.type, cluster.world)
     if cluster.is_main:
         console.print(comparison_table(estimate, seen))
@@ -111,19 +148,20 @@ def _prepared(config: Config, cluster: Cluster):
     return prepared
 
 
-def _should_resume(setting: str, requested: bool | None, checkpoints: Path) -> bool:
-    """--resume / --no-resume win over train.resume; 'auto' resumes when a checkpoint exists."""
-    exists = ckpt.latest_checkpoint(checkpoints) is not None
-    wanted = {"auto": exists, "always": True, "never": False}[setting] if requested is None else requested
-    if wanted and not exists:
-        flag = "--resume" if requested else "train.resume: always"
-        raise TunesmithError(f"{flag}: no checkpoint in {checkpoints} to resume from; run without it to start training")
-    return wanted
+def _recorded(run: RunDir) -> TrainResult:
+    """The result of the training already recorded in the run directory (train_info.json)."""
+    info = json.loads((run.root / provenance.INFO_FILE).read_text(encoding="utf-8"))
+    seen = info.get("measured") or {}
+    return TrainResult(run.final_weights(), info.get("steps", 0), info.get("final_loss"), seen.get("tokens_per_s", 0.0),
+                       seen.get("peak_memory_gb", 0.0), {"estimated": info.get("estimate"), "measured": seen},
+                       run.train_log, info.get("eval_loss"))
 
 
-def _start_run_dir(config: Config, run: RunDir, resuming: bool) -> None:
+def _start_run_dir(config: Config, run: RunDir, resuming: bool, overwrite: bool) -> None:
     """Record the config that produced these weights; a fresh start clears old checkpoints."""
     run.root.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        start.clear_trained(run)
     text = config.to_yaml()
     if not run.config.is_file() or (not resuming and run.config.read_text(encoding="utf-8") != text):
         atomic_write_text(run.config, text)

@@ -19,6 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tunesmith.faults import crash_point
+
 STEP_DIR = re.compile(r"^step-(\d+)$")
 STATE_FILE = "state.json"  # written last: a folder without it is not a checkpoint
 
@@ -61,6 +63,7 @@ def write_main(
     staging: Path, weights: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor], state: dict
 ) -> None:
     _save(weights, staging / "weights.safetensors")
+    crash_point("checkpoint.weights")
     _save(optimizer, staging / "optimizer.safetensors")
     _write_json(staging / STATE_FILE, state)
 
@@ -68,6 +71,7 @@ def write_main(
 def commit(staging: Path, target: Path, keep: int) -> None:
     """Rename the finished staging folder into place, then prune old checkpoints down to `keep`."""
     _fsync_dir(staging)
+    crash_point("checkpoint.commit")
     if target.exists():  # the same step saved again (after a resume): swap, never leave a gap
         old = target.with_name(f".{target.name}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -77,6 +81,7 @@ def commit(staging: Path, target: Path, keep: int) -> None:
     else:
         os.rename(staging, target)
     _fsync_dir(target.parent)
+    crash_point("checkpoint.prune")
     for stale in list_checkpoints(target.parent)[:-keep]:
         shutil.rmtree(stale, ignore_errors=True)
 

@@ -1,7 +1,8 @@
 """What a run directory records so that a run can be trusted and reproduced: train_info.json.
 
 Library versions, hardware, the exact command, the data fingerprint, the resolved precision and
-the estimate beside the measurement. `tunesmith train RUN_DIR/config.yaml` reruns the same config.
+the estimate beside the measurement. `reproduce` retrains the same config into a new run directory
+(RUN_DIR-repro), so it trains from step 0 and never touches the record it came from.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ RESUMABLE_CHANGES = {
 }
 
 
-def resume_fingerprint(config: Config, run: RunDir) -> dict:
-    """Everything that must match for a checkpoint to be continued: settings, data, model."""
+def resume_fingerprint(config: Config, run: RunDir, data: str | None = None) -> dict:
+    """Everything that must match for a checkpoint to be continued: settings, data, model.
+
+    `data`: the prepared data's fingerprint when known before preparing (else read from data/)."""
     flat = _flatten(config.model_dump(mode="json"))
     kept = {k: v for k, v in flat.items() if not any(k == c or k.startswith(c + ".") for c in RESUMABLE_CHANGES)}
-    return {**kept, "data.fingerprint": data_fingerprint(run)}
+    return {**kept, "data.fingerprint": data or data_fingerprint(run)}
 
 
 def data_fingerprint(run: RunDir) -> str | None:
@@ -81,7 +84,7 @@ def write(
         run.root / INFO_FILE,
         {
             "command": command_line(),
-            "reproduce": f"tunesmith train {run.config}",
+            "reproduce": reproduce_command(run),
             "libraries": library_versions(),
             "hardware": hardware(),
             "data_fingerprint": data_fingerprint(run),
@@ -103,6 +106,14 @@ def write(
             "measured": measured,
         },
     )
+
+
+def reproduce_command(run: RunDir) -> str:
+    """Train this run's config again from scratch, into a new run directory beside it."""
+    from tunesmith.trust import allowed
+
+    flags = ["--trust-remote-code"] if allowed() else []
+    return shlex.join(["tunesmith", *flags, "train", str(run.config), "--set", f"run_dir={run.root}-repro"])
 
 
 def command_line() -> str:

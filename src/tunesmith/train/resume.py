@@ -13,6 +13,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from tunesmith.errors import TunesmithError
+from tunesmith.runs import space_for, tensor_bytes
 from tunesmith.train import checkpoint as ckpt
 from tunesmith.train.distributed import Cluster
 
@@ -37,23 +38,25 @@ def save_checkpoint(
     weights = cluster.trainable_state(objective)
     moments = cluster.optimizer_state(objective, optimizer, names)
     staging = ckpt.staging_dir(folder, name)
-    if cluster.is_main:
-        ckpt.begin(folder, name)
-    cluster.barrier()
-    ckpt.write_rng(staging, cluster.rank)
-    cluster.barrier()
-    if cluster.is_main:
-        ckpt.write_main(staging, weights, moments, {**state.__dict__, "fingerprint": fingerprint})
-        ckpt.commit(staging, folder / name, keep)
+    with space_for(folder / name, tensor_bytes([*weights.values(), *moments.values()]), staging):
+        if cluster.is_main:
+            ckpt.begin(folder, name)
+        cluster.barrier()
+        ckpt.write_rng(staging, cluster.rank)
+        cluster.barrier()
+        if cluster.is_main:
+            ckpt.write_main(staging, weights, moments, {**state.__dict__, "fingerprint": fingerprint})
+            ckpt.commit(staging, folder / name, keep)
     cluster.barrier()
 
 
 def save_best(folder: Path, objective, cluster: Cluster) -> None:
     weights = cluster.trainable_state(objective)
     if cluster.is_main:
-        staging = ckpt.begin(folder, "best")
-        ckpt.write_main(staging, weights, {}, {"best": True})
-        ckpt.commit(staging, folder / "best", keep=10**9)
+        with space_for(folder / "best", tensor_bytes(weights.values()), ckpt.staging_dir(folder, "best")):
+            staging = ckpt.begin(folder, "best")
+            ckpt.write_main(staging, weights, {}, {"best": True})
+            ckpt.commit(staging, folder / "best", keep=10**9)
     cluster.barrier()
 
 
@@ -79,6 +82,6 @@ class ResumeMismatch(TunesmithError):
     def __init__(self, checkpoint: Path, changed: list[str]):
         super().__init__(
             f"train.resume: {checkpoint} was written by a run with different {', '.join(changed)}; "
-            "use a new run_dir, or set train.resume: never to start this run_dir over"
+            "use a new run_dir (--set run_dir=...), or pass --overwrite to start this run_dir over"
         )
         self.checkpoint, self.changed = checkpoint, changed

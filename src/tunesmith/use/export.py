@@ -19,7 +19,7 @@ from pathlib import Path
 from tunesmith.data.templates import Template
 from tunesmith.errors import TunesmithError
 from tunesmith.loading import TEMPLATE_FILE, load_for_use
-from tunesmith.runs import atomic_write_text
+from tunesmith.runs import atomic_write_text, space_for
 from tunesmith.train.output import save_tokenizer_and_stops
 
 CONVERTER_ENV = "TUNESMITH_GGUF_CONVERTER"
@@ -42,22 +42,35 @@ def export(run_dir: str | Path, out: str | Path, *, merge: bool = True, gguf: bo
             f"--gguf needs llama.cpp's converter, which was not found: set {CONVERTER_ENV}=/path/to/"
             "convert_hf_to_gguf.py (or put it on PATH), or export without --gguf and convert the folder later"
         )
+    _check_source(Path(run_dir).expanduser(), merge)  # before minutes of loading
     loaded = load_for_use(run_dir, dtype=dtype, device="cpu", merge_adapter=merge)
     model = loaded.model
-    if hasattr(model, "merge_and_unload"):  # only when merge is False
-        raise TunesmithError(f"{run_dir} holds a LoRA adapter, which needs --merge to become a standalone model "
-                             f"(the adapter alone is already in {Path(run_dir) / 'adapter'})")
     write_standalone(model, loaded.tokenizer, loaded.template, out, source=loaded.name)
     if converter is not None:
         convert_to_gguf(converter, out)
     return out
 
 
+def _check_source(source: Path, merge: bool) -> None:
+    """A path-like source that is missing, or an adapter run with --no-merge, is refused up front."""
+    local = source.is_absolute() or str(source).startswith(".") or len(source.parts) > 2 or (
+        len(source.parts) == 2 and source.parent.is_dir()  # runs/missing, not a hub id like org/model
+    )
+    if not source.exists() and local:
+        raise TunesmithError(f"{source} does not exist: give a run directory (with adapter/ or model/) or a model")
+    adapter = source / "adapter" / "adapter_config.json"
+    if not merge and (source / "config.yaml").is_file() and adapter.is_file():
+        raise TunesmithError(f"{source} holds a LoRA adapter, which needs --merge to become a standalone model "
+                             f"(the adapter alone is already in {adapter.parent})")
+
+
 def write_standalone(model, tokenizer, template: Template, out: Path, source: str = "") -> None:
     """Save model + tokenizer + training template into `out`, atomically (a staging folder renamed)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; a model folder is for others to read
+    needed = sum(p.numel() * p.element_size() for p in model.parameters())
+    with space_for(out, needed, staging):
         model.save_pretrained(staging, safe_serialization=True)
         save_tokenizer_and_stops(model, tokenizer, template, staging)
         template.save(staging / TEMPLATE_FILE)
@@ -65,8 +78,12 @@ def write_standalone(model, tokenizer, template: Template, out: Path, source: st
         if out.exists():
             out.rmdir()  # empty, checked by the caller
         staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def find_gguf_converter() -> Path | None:
