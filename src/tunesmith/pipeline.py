@@ -51,14 +51,14 @@ def run(config: Config) -> RunResult:
 
 
 def example_dir() -> Path:
-    """The bundled examples/ folder (next to src/ in a checkout or an editable install)."""
-    for candidate in (Path(__file__).resolve().parents[2] / "examples", Path.cwd() / "examples"):
-        if (candidate / EXAMPLE_CONFIG).is_file():
-            return candidate
-    raise TunesmithError(
-        "quickstart: cannot find the bundled examples/ folder; run it from a tunesmith checkout "
-        "(git clone, then `make quickstart`)"
-    )
+    """The example bundled inside the package (examples/ in a checkout links to the same files)."""
+    folder = Path(__file__).resolve().parent / "examples"
+    if not (folder / EXAMPLE_CONFIG).is_file():
+        raise TunesmithError(
+            f"quickstart: the bundled example is missing from {folder}; reinstall tunesmith "
+            "(pip install --force-reinstall tunesmith)"
+        )
+    return folder
 
 
 def quickstart(overrides: list[str] | None = None) -> RunResult:
