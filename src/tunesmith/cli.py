@@ -1,6 +1,8 @@
 """The `tunesmith` command: a thin typer layer over the Python API.
 
-Every command that takes a config accepts `--set section.key=value` (repeatable). User errors
+`run`, `prep` and `train` take a YAML config or just a data file (every other setting at its
+default); every command that takes a config accepts `--set section.key=value` (repeatable).
+Third-party bars and warnings are off unless `-v` (tunesmith/quiet.py). User errors
 (TunesmithError) print as one line on stderr and exit with status 2, without a traceback.
 """
 
@@ -16,6 +18,7 @@ from rich.markup import escape
 
 from tunesmith.config import Config, field_help, load_config
 from tunesmith.errors import TunesmithError
+from tunesmith.quiet import configure as configure_output
 
 app = typer.Typer(
     help="Fine-tune a language model on your own data and prove, with numbers, whether it helped.",
@@ -29,7 +32,7 @@ console = Console(stderr=True)
 
 def _settings_help() -> str:
     """Every config key with its default and description, generated from the pydantic models."""
-    lines = ["Config keys (YAML, or --set KEY=VALUE):"]
+    lines = ["Config keys (YAML, or --set section.key=value):"]
     lines += [f"  {key} = {default}  -- {doc}" for key, default, doc in field_help(Config)]
     return "\n\n".join(["\b\n" + "\n".join(lines)])
 
@@ -37,14 +40,30 @@ def _settings_help() -> str:
 SETTINGS_HELP = _settings_help()
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key, e.g. --set train.max_steps=20 (repeatable)."),
+    typer.Option(
+        "--set", "-s", metavar="section.key=value",
+        help="Override a config key, e.g. --set train.max_steps=20 (repeatable).",
+    ),
 ]
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see the keys below).")]
+ConfigArg = Annotated[Path, typer.Argument(
+    metavar="DATA_OR_CONFIG",
+    help="Your data (JSONL, JSON, CSV, Parquet, .txt, or a folder of them; run_dir becomes runs/<file name>) "
+         "or a YAML config (.yaml) with the keys below.",
+)]
 TargetArg = Annotated[str, typer.Argument(help="A run directory, exported folder, hub id, .gguf file or model name.")]
 
 
 def _config(path: Path | None, overrides: list[str] | None) -> Config:
     return load_config(path, overrides or [])
+
+
+@app.callback()
+def options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show the libraries' progress bars, "
+                                          "logs and warnings.")] = False,
+) -> None:
+    """Fine-tune a language model on your own data and prove, with numbers, whether it helped."""
+    configure_output(verbose)
 
 
 def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
@@ -104,7 +123,10 @@ def train(
 ) -> None:
     """Fine-tune (LoRA or full) into the run directory; resumable."""
     resolved = _config(config, set_)
+    from tunesmith.preflight import check_before_loading
     from tunesmith.train import train as run_train
+
+    check_before_loading(resolved, resume)
 
     result = run_train(resolved, resume=resume)
     print(f"weights: {result.output_dir}")
@@ -160,7 +182,8 @@ def chat(
 def generate(
     target: TargetArg,
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or CSV of prompts.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL written in input order.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="JSONL written in input order (default: to stdout).")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
@@ -168,13 +191,22 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
 ) -> None:
     """Batch-generate answers for a file of prompts."""
+    import tempfile
+
     from tunesmith.use.generate_file import generate_file
 
-    result = generate_file(
-        target, input, output, max_new_tokens=max_new_tokens, batch_size=batch_size,
-        temperature=temperature, top_p=top_p, seed=seed,
-    )
-    print(result.summary())
+    with tempfile.TemporaryDirectory(prefix="tunesmith-generate-") as scratch:
+        written = output or Path(scratch) / "out.jsonl"
+        result = generate_file(
+            target, input, written, max_new_tokens=max_new_tokens, batch_size=batch_size,
+            temperature=temperature, top_p=top_p, seed=seed,
+        )
+        if output is None:  # the JSONL is the output; the summary goes with the other messages
+            sys.stdout.write(written.read_text(encoding="utf-8"))
+            sys.stdout.flush()
+            console.print(result.summary().replace(str(written), "stdout"), highlight=False)
+        else:
+            print(result.summary())
 
 
 @app.command()
@@ -194,20 +226,24 @@ def serve(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory with adapter/ or model/.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the standalone model to.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder to write the standalone model to (default: RUN_DIR/export).")] = None,
     merge: Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base.")] = True,
     gguf: Annotated[bool, typer.Option(help="Also write a GGUF file (needs a converter).")] = False,
 ) -> None:
     """Write a standalone Hugging Face model folder (merged adapter, tokenizer, template)."""
     from tunesmith.use.export import export as run_export
 
-    print(f"exported: {run_export(run_dir, out, merge=merge, gguf=gguf)}")
+    print(f"exported: {run_export(run_dir, out or run_dir / 'export', merge=merge, gguf=gguf)}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one line and exit status 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = [a for a in args if a in ("-v", "--verbose")]  # accepted after the command too
+    args = verbose[:1] + [a for a in args if a not in ("-v", "--verbose")]
     try:
-        app(args=argv)
+        app(args=args)
     except TunesmithError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -28,6 +28,9 @@ def run(config: Config) -> RunResult:
     from tunesmith.report import write_report
     from tunesmith.train import train
 
+    from tunesmith.preflight import check_before_loading
+
+    check_before_loading(config)  # a changed setting in a used run_dir fails now, not after loading a model
     run_dir = RunDir(Path(config.run_dir))
     run_dir.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir.config, config.to_yaml())

@@ -14,6 +14,7 @@ import numpy as np
 
 from tunesmith.config import DataConfig
 from tunesmith.data import checks as ck
+from tunesmith.data.answer_length import auto_max_new_tokens
 from tunesmith.data.dedup import duplicate_count, find_leakage, prompt_keys, prompt_text
 from tunesmith.data.load import LoadResult, load_rows
 from tunesmith.data.pack import pack_stream
@@ -150,7 +151,7 @@ def build(data: DataConfig, batch_size: int, tokenizer, work: Path, out: Path) -
         test_loaded=test_loaded, rows_loaded=len(encoded) + (len(test.indices) if test_loaded else 0),
         numbers=numbers, keep=keep, n_test=len(test.indices), n_train_rows=train_rows, leakage=leakage,
         test_sources=test.sources, train_sources=train.sources, within_train=duplicate_count(numbers["exact_key"]),
-        checks=found,
+        checks=found, answer_length=auto_max_new_tokens(test_numbers["response_tokens"]),
     )
     return Built(report, template, [c for c in found if c.status == "error"])
 

@@ -11,7 +11,7 @@ STATUS_MARK = {"ok": "ok     ", "warning": "WARNING", "error": "ERROR  "}
 
 def assemble(*, data, batch_size: int, tokenizer, template, loaded, test_loaded, rows_loaded: int, numbers: dict,
              keep: np.ndarray, n_test: int, n_train_rows: int, leakage, test_sources, train_sources,
-             within_train: int, checks: list) -> dict:
+             within_train: int, checks: list, answer_length: dict) -> dict:
     """Everything prep found, as a JSON-ready dict (keys documented in docs/ARCHITECTURE.md)."""
     loads = [r for r in (loaded, test_loaded) if r is not None]
     lengths = numbers["length"][keep]
@@ -51,6 +51,7 @@ def assemble(*, data, batch_size: int, tokenizer, template, loaded, test_loaded,
             "near_pairs": [{"test": test_sources(np.array([t]))[0], "train": _train_source(train_sources, r),
                             "similarity": s} for t, r, s in leakage.near_pairs],
         },
+        "answer_length": answer_length,
         "checks": {c.name: {k: v for k, v in c.as_dict().items() if k != "name"} for c in checks},
     }
 
@@ -87,6 +88,8 @@ def summary(report: dict, previews: list[str], location: str, cached: bool) -> s
         + (" (train_on_prompt)" if settings["train_on_prompt"] else " (prompts masked)"),
         f"duplicates: {n['duplicates']['train_repeated_prompts']:,} repeated prompts in train; test prompts in "
         f"train: {n['duplicates']['test_in_train_exact']:,} verbatim, {n['duplicates']['test_in_train_near']:,} near",
+        f"answer length: the test answers' p95 is {n['answer_length']['p95']} tokens, so eval.max_new_tokens: auto "
+        f"= {n['answer_length']['max_new_tokens']} ({n['answer_length']['rule']})",
         "checks:",
     ]
     for name, check in n["checks"].items():
