@@ -25,10 +25,9 @@ def run(config: Config) -> RunResult:
     """Prepare, train, evaluate base / few-shot / tuned, and write report.md + report.html."""
     from tunesmith.data.prepare import prepare
     from tunesmith.evaluate import compare, format_table
+    from tunesmith.preflight import check_before_loading
     from tunesmith.report import write_report
     from tunesmith.train import train
-
-    from tunesmith.preflight import check_before_loading
 
     check_before_loading(config)  # a changed setting in a used run_dir fails now, not after loading a model
     run_dir = RunDir(Path(config.run_dir))
