@@ -2,6 +2,7 @@
 generate to stdout, export to a default folder, and a changed setting caught before loading."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,34 @@ def test_a_changed_setting_in_a_used_run_dir_fails_before_loading(tmp_path, monk
 
     with pytest.raises(TunesmithError, match=r"train.learning_rate \(0.0002 -> 0.001\).*train.resume=never"):
         run(changed)
+
+
+def test_the_verdict_is_printed_after_the_table(tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tunesmith.display import print_outcome
+
+    (tmp_path / "report.md").write_text("# Did fine-tuning help? — x\n\nModel `m`\n\n**On ROUGE-L, better.**\n\n| a |\n")
+    out = StringIO()
+    print_outcome("TABLE", tmp_path, Console(file=out, highlight=False))
+    assert out.getvalue().splitlines()[:3] == ["TABLE", "", "On ROUGE-L, better."]
+
+
+def test_quiet_sets_the_libraries_switches_unless_verbose(monkeypatch):
+    import logging
+
+    from tunesmith import quiet
+
+    for name in quiet.QUIET_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_DATASETS_DISABLE_PROGRESS_BARS", "0")  # the user's own choice is kept
+    monkeypatch.setattr(logging.getLogger("bitsandbytes"), "level", logging.NOTSET)
+    quiet.configure(verbose=True)
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    quiet.configure(verbose=False)
+    env = os.environ
+    assert env["HF_HUB_DISABLE_PROGRESS_BARS"] == "1" and env["TRANSFORMERS_VERBOSITY"] == "error"
+    assert env["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "0"
+    assert logging.getLogger("bitsandbytes.backends.cpu.ops").getEffectiveLevel() == logging.ERROR

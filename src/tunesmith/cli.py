@@ -80,22 +80,21 @@ def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
 @app.command(epilog=SETTINGS_HELP)
 def quickstart(set_: SetOption = None) -> None:
     """Run the whole cycle on the embedded model and the bundled example data."""
+    from tunesmith.display import print_outcome
     from tunesmith.pipeline import quickstart as run_quickstart
 
     result = run_quickstart(overrides=set_ or [])
-    print(result.table)
-    print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+    print_outcome(result.table, result.run_dir)
 
 
 @app.command(epilog=SETTINGS_HELP)
 def run(config: ConfigArg, set_: SetOption = None) -> None:
     """Prepare data, train, evaluate base vs few-shot vs tuned, and write the report."""
     resolved = _config(config, set_)
+    from tunesmith.display import print_outcome
     from tunesmith.pipeline import run as run_pipeline
 
-    result = run_pipeline(resolved)
-    print(result.table)
-    print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+    print_outcome(run_pipeline(resolved).table, Path(resolved.run_dir))
 
 
 @app.command(epilog=SETTINGS_HELP)
@@ -107,9 +106,9 @@ def prep(
     """Load, template, tokenize and split the data; print the data report."""
     resolved = _config(config, set_)
     from tunesmith.data.prepare import prepare
+    from tunesmith.display import print_findings
 
-    result = prepare(resolved, show=show)
-    print(result.summary)
+    print_findings(prepare(resolved, show=show).summary)
 
 
 @app.command(epilog=SETTINGS_HELP)

@@ -24,6 +24,7 @@ class RunResult:
 def run(config: Config) -> RunResult:
     """Prepare, train, evaluate base / few-shot / tuned, and write report.md + report.html."""
     from tunesmith.data.prepare import prepare
+    from tunesmith.display import print_findings
     from tunesmith.evaluate import compare, format_table
     from tunesmith.preflight import check_before_loading
     from tunesmith.report import write_report
@@ -36,7 +37,7 @@ def run(config: Config) -> RunResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     for stage, step in (
-        ("prep", lambda: print(prepare(config, show=1).summary)),
+        ("prep", lambda: print_findings(prepare(config, show=1).summary)),
         ("train", lambda: train(config)),
         ("compare", lambda: compare(config)),
     ):

@@ -9,6 +9,7 @@ imported (the CLI calls it first thing); the variables also reach torchrun's wor
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 
@@ -22,6 +23,8 @@ QUIET_ENV = {
     "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning",
 }
 LIBRARIES = r"(torch|transformers|peft|datasets|accelerate|huggingface_hub|tokenizers)(\..*)?"
+# Python loggers of libraries imported along the way (bitsandbytes, via peft, warns about optional kernels)
+QUIET_LOGGERS = ("bitsandbytes", "accelerate", "peft", "huggingface_hub")
 
 
 def configure(verbose: bool = False) -> None:
@@ -33,3 +36,5 @@ def configure(verbose: bool = False) -> None:
     for category in (FutureWarning, DeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", category=UserWarning, module=LIBRARIES)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
