@@ -109,7 +109,8 @@ def test_the_verdict_is_printed_after_the_table(tmp_path):
 
     from tunesmith.display import print_outcome
 
-    (tmp_path / "report.md").write_text("# Did fine-tuning help? — x\n\nModel `m`\n\n**On ROUGE-L, better.**\n\n| a |\n")
+    report = "# Did fine-tuning help? — x\n\nModel `m`\n\n**On ROUGE-L, better.**\n\n| a |\n"
+    (tmp_path / "report.md").write_text(report)
     out = StringIO()
     print_outcome("TABLE", tmp_path, Console(file=out, highlight=False))
     assert out.getvalue().splitlines()[:3] == ["TABLE", "", "On ROUGE-L, better."]

@@ -117,8 +117,9 @@ def summary(report: dict, previews: list[str], location: str, cached: bool) -> s
         where = f" (e.g. {', '.join(check['sources'][:3])})" if check["sources"] else ""
         lines.append(f"  {STATUS_MARK.get(check['status'], check['status'])} {name:16} {check['message']}{where}")
     if n["rows_rejected"]:
-        lines.append(f"  {STATUS_MARK['warning']} {'bad_rows':16} {n['rows_rejected']:,} row{'s' if n['rows_rejected'] != 1 else ''} "
-                     "could not be used and were left out (all listed under 'rejected' in data_report.json):")
+        rows = f"{n['rows_rejected']:,} row{'s' if n['rows_rejected'] != 1 else ''}"
+        lines.append(f"  {STATUS_MARK['warning']} {'bad_rows':16} {rows} could not be used and were left out "
+                     "(all listed under 'rejected' in data_report.json):")
         lines += [f"      {r['source']}: {r['problem']}" for r in n["rejected"][:SHOWN_REJECTED]]
         if n["rows_rejected"] > SHOWN_REJECTED:
             lines.append(f"      … and {n['rows_rejected'] - SHOWN_REJECTED:,} more")
