@@ -20,7 +20,7 @@ def test_defaults_resolve_to_the_embedded_quickstart():
     assert config.model == "smollm2-135m-instruct"
     assert config.train.method == "lora" and config.train.lora.r == 16 and config.train.lora.alpha == 32
     assert config.data.test_size == 0.1 and config.data.template == "auto"
-    assert config.eval.few_shot == 3 and config.eval.max_new_tokens == 64
+    assert config.eval.few_shot == 3 and config.eval.max_new_tokens == "auto"
 
 
 def test_yaml_and_overrides_are_merged_with_types_parsed(tmp_path):

@@ -11,7 +11,8 @@ from tunesmith.errors import TunesmithError
 
 REPORT_KEYS = {"rows_loaded", "rows_rejected", "train_examples", "test_examples", "checks", "lengths", "truncated",
                "padding_waste", "trained_token_fraction", "duplicates", "fingerprint", "seconds", "peak_rss_mb"}
-CHECKS = {"eos_in_labels", "pad_eos", "double_bos", "truncation", "leakage", "empty_or_masked", "template"}
+CHECKS = {"eos_in_labels", "pad_eos", "double_bos", "truncation", "leakage", "empty_or_masked", "template",
+          "double_template"}
 
 
 def qa_rows(n, start=0):
@@ -104,7 +105,8 @@ def test_crafted_bad_dataset_fires_the_checks(tiny_model_dir, tmp_path):
     report = prepare(config).report
     checks = {name: check["status"] for name, check in report["checks"].items()}
     assert checks == {"eos_in_labels": "warning", "pad_eos": "ok", "double_bos": "warning", "truncation": "warning",
-                      "leakage": "warning", "empty_or_masked": "warning", "template": "warning"}
+                      "leakage": "warning", "empty_or_masked": "warning", "template": "warning",
+                      "double_template": "ok"}
     assert report["duplicates"]["test_in_train_exact"] == 2 and report["duplicates"]["test_in_train_near"] == 1
     assert report["truncated"]["whole_response_lost"] >= 1 and report["left_out_examples"] >= 1
     assert report["checks"]["double_bos"]["sources"] == [f"{train}:11"]

@@ -1,6 +1,8 @@
 """The `tunesmith` command: a thin typer layer over the Python API.
 
-Every command that takes a config accepts `--set section.key=value` (repeatable). User errors
+`run`, `prep` and `train` take a YAML config or just a data file (every other setting at its
+default); every command that takes a config accepts `--set section.key=value` (repeatable).
+Third-party bars and warnings are off unless `-v` (tunesmith/quiet.py). User errors
 (TunesmithError) print as one line on stderr and exit with status 2, without a traceback.
 """
 
@@ -17,6 +19,7 @@ from rich.markup import escape
 from tunesmith import trust
 from tunesmith.config import Config, field_help, load_config
 from tunesmith.errors import TunesmithError
+from tunesmith.quiet import configure as configure_output
 from tunesmith.trust import TRUST_ENV
 
 app = typer.Typer(
@@ -31,7 +34,7 @@ console = Console(stderr=True)
 
 def _settings_help() -> str:
     """Every config key with its default and description, generated from the pydantic models."""
-    lines = ["Config keys (YAML, or --set KEY=VALUE):"]
+    lines = ["Config keys (YAML, or --set section.key=value):"]
     lines += [f"  {key} = {default}  -- {doc}" for key, default, doc in field_help(Config)]
     return "\n\n".join(["\b\n" + "\n".join(lines)])
 
@@ -39,9 +42,16 @@ def _settings_help() -> str:
 SETTINGS_HELP = _settings_help()
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key, e.g. --set train.max_steps=20 (repeatable)."),
+    typer.Option(
+        "--set", "-s", metavar="section.key=value",
+        help="Override a config key, e.g. --set train.max_steps=20 (repeatable).",
+    ),
 ]
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see the keys below).")]
+ConfigArg = Annotated[Path, typer.Argument(
+    metavar="DATA_OR_CONFIG",
+    help="Your data (JSONL, JSON, CSV, Parquet, .txt, or a folder of them; run_dir becomes runs/<file name>) "
+         "or a YAML config (.yaml) with the keys below.",
+)]
 DtypeOption = Annotated[
     str,
     typer.Option(help="Weights' dtype: auto (bf16 where the hardware computes it natively, else fp16 on GPU, "
@@ -54,8 +64,14 @@ OverwriteOption = Annotated[
 TargetArg = Annotated[str, typer.Argument(help="A run directory, exported folder, hub id, .gguf file or model name.")]
 
 
+def _config(path: Path | None, overrides: list[str] | None) -> Config:
+    return trust.gate(load_config(path, overrides or []))
+
+
 @app.callback()
-def _options(
+def options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show the libraries' progress bars, "
+                                          "logs and warnings.")] = False,
     trust_remote_code: Annotated[
         bool,
         typer.Option(
@@ -66,12 +82,10 @@ def _options(
         ),
     ] = False,
 ) -> None:
+    """Fine-tune a language model on your own data and prove, with numbers, whether it helped."""
+    configure_output(verbose)
     if trust_remote_code:
         trust.allow()
-
-
-def _config(path: Path | None, overrides: list[str] | None) -> Config:
-    return trust.gate(load_config(path, overrides or []))
 
 
 def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
@@ -88,22 +102,21 @@ def _run_dir_config(run_dir: Path, overrides: list[str] | None) -> Config:
 @app.command(epilog=SETTINGS_HELP)
 def quickstart(set_: SetOption = None) -> None:
     """Run the whole cycle on the embedded model and the bundled example data."""
+    from tunesmith.display import print_outcome
     from tunesmith.pipeline import quickstart as run_quickstart
 
     result = run_quickstart(overrides=set_ or [])
-    print(result.table)
-    print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+    print_outcome(result.table, result.run_dir)
 
 
 @app.command(epilog=SETTINGS_HELP)
 def run(config: ConfigArg, set_: SetOption = None, overwrite: OverwriteOption = False) -> None:
     """Prepare data, train, evaluate base vs few-shot vs tuned, and write the report."""
     resolved = _config(config, set_)
+    from tunesmith.display import print_outcome
     from tunesmith.pipeline import run as run_pipeline
 
-    result = run_pipeline(resolved, overwrite=overwrite)
-    print(result.table)
-    print(f"\nrun directory: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+    print_outcome(run_pipeline(resolved, overwrite=overwrite).table, Path(resolved.run_dir))
 
 
 @app.command(epilog=SETTINGS_HELP)
@@ -115,9 +128,9 @@ def prep(
     """Load, template, tokenize and split the data; print the data report."""
     resolved = _config(config, set_)
     from tunesmith.data.prepare import prepare
+    from tunesmith.display import print_findings
 
-    result = prepare(resolved, show=show)
-    print(result.summary)
+    print_findings(prepare(resolved, show=show).summary)
 
 
 @app.command(epilog=SETTINGS_HELP)
@@ -190,7 +203,8 @@ def chat(
 def generate(
     target: TargetArg,
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL or CSV of prompts.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL written in input order.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="JSONL written in input order (default: to stdout).")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
@@ -198,14 +212,23 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
     dtype: DtypeOption = "auto",
 ) -> None:
-    """Batch-generate answers for a file of prompts (greedy by default, as eval)."""
+    """Batch-generate answers for a file of prompts (greedy by default, as eval); JSONL to stdout without -o."""
+    import tempfile
+
     from tunesmith.use.generate_file import generate_file
 
-    result = generate_file(
-        target, input, output, max_new_tokens=max_new_tokens, batch_size=batch_size,
-        temperature=temperature, top_p=top_p, seed=seed, dtype=dtype,
-    )
-    print(result.summary())
+    with tempfile.TemporaryDirectory(prefix="tunesmith-generate-") as scratch:
+        written = output or Path(scratch) / "out.jsonl"
+        result = generate_file(
+            target, input, written, max_new_tokens=max_new_tokens, batch_size=batch_size,
+            temperature=temperature, top_p=top_p, seed=seed, dtype=dtype,
+        )
+        if output is None:  # the JSONL is the output; the summary goes with the other messages
+            sys.stdout.write(written.read_text(encoding="utf-8"))
+            sys.stdout.flush()
+            console.print(result.summary().replace(str(written), "stdout"), highlight=False)
+        else:
+            print(result.summary())
 
 
 @app.command()
@@ -226,7 +249,8 @@ def serve(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory with adapter/ or model/.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the standalone model to.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder to write the standalone model to (default: RUN_DIR/export).")] = None,
     merge: Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the LoRA adapter into the base.")] = True,
     gguf: Annotated[bool, typer.Option(help="Also write a GGUF file (needs a converter).")] = False,
     dtype: Annotated[str, typer.Option(help="dtype of the written weights (the adapter is merged in fp32).")] = "fp32",
@@ -234,13 +258,16 @@ def export(
     """Write a standalone Hugging Face model folder (merged adapter, tokenizer, template)."""
     from tunesmith.use.export import export as run_export
 
-    print(f"exported: {run_export(run_dir, out, merge=merge, gguf=gguf, dtype=dtype)}")
+    print(f"exported: {run_export(run_dir, out or run_dir / 'export', merge=merge, gguf=gguf, dtype=dtype)}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one line and exit status 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = [a for a in args if a in ("-v", "--verbose")]  # accepted after the command too
+    args = verbose[:1] + [a for a in args if a not in ("-v", "--verbose")]
     try:
-        app(args=argv)
+        app(args=args)
     except TunesmithError as err:
         console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -56,13 +57,28 @@ class DataConfig(Section):
     packing: bool = Field(False, description="Pack examples into full rows (no cross-attention).")
     test_size: float = Field(0.1, gt=0, description="Held-out share (< 1) or count (>= 1) of examples.")
     seed: int = Field(42, description="Seed of the train/test split.")
-    on_bad_rows: Literal["error", "skip"] = Field("error", description="Stop on bad rows, or skip and report.")
+    on_bad_rows: Literal["auto", "error", "skip"] = Field(
+        "auto",
+        description="Rows that cannot be used: 'auto' skips them when they are at most data.max_bad_rows_fraction "
+        "of the file and stops otherwise; 'error' always stops; 'skip' always skips. Skipped rows are listed, "
+        "with line and reason, in the data report.",
+    )
+    max_bad_rows_fraction: float = Field(
+        0.01, ge=0, le=1, description="With on_bad_rows: auto, the largest share of bad rows that is skipped."
+    )
+    window_overlap: int = Field(
+        0, ge=0,
+        description="Raw text longer than max_length is split into windows of max_length tokens; each window "
+        "after the first repeats this many tokens of the one before as (untrained) context.",
+    )
     num_proc: int = Field(1, ge=1, description="Processes for tokenization.")
 
     @model_validator(mode="after")
     def _test_size_is_count_or_fraction(self) -> DataConfig:
         if self.test_size >= 1 and self.test_size != int(self.test_size):
             raise ValueError("test_size must be a fraction below 1 or a whole count of examples")
+        if self.window_overlap >= self.max_length:
+            raise ValueError(f"window_overlap ({self.window_overlap}) must be below max_length ({self.max_length})")
         return self
 
 
@@ -102,7 +118,11 @@ class TrainConfig(Section):
 
 
 class EvalConfig(Section):
-    max_new_tokens: int = Field(64, ge=1, description="Generation limit per answer.")
+    max_new_tokens: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto",
+        description="Generation limit per answer; 'auto' = from the test answers' token lengths (their p95 "
+        "x 1.25 + 8, between 32 and 512), printed by prep and recorded in data_report.json.",
+    )
     batch_size: int = Field(16, ge=1, description="Prompts generated together.")
     few_shot: int = Field(3, ge=0, description="Examples from train put in the prompt-engineering baseline.")
     extract: str | None = Field(None, description="Regex that pulls the answer out before matching.")
@@ -160,11 +180,37 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def is_config_file(path: str | Path) -> bool:
+    """A YAML config (by its extension); anything else given where a config goes is a data file or folder."""
+    return Path(path).suffix.lower() in CONFIG_SUFFIXES
+
+
+def data_file_defaults(path: str | Path) -> dict[str, Any]:
+    """The config of `tunesmith run my_data.jsonl`: every default, this data, run_dir runs/<file name stem>."""
+    data = Path(path)
+    if not data.exists():
+        raise TunesmithError(
+            f"{path} does not exist: give a data file (JSONL, JSON, CSV, Parquet, .txt), a folder of them, "
+            "or a YAML config (.yaml)"
+        )
+    stem = data.stem if data.is_file() else data.resolve().name
+    return {"run_dir": f"runs/{stem or 'data'}", "data": {"path": str(path)}}
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or start from defaults), apply `--set` overrides, validate."""
+    """A YAML config, or a data file with every other setting at its default; `--set` overrides; validated.
+
+    `path` ending in .yaml/.yml is read as a config; any other path is the training data
+    (`data.path`), with `run_dir` = runs/<its name without extension>.
+    """
     raw: dict[str, Any] = {}
     source = "defaults"
-    if path is not None:
+    if path is not None and not is_config_file(path):
+        raw, source = data_file_defaults(path), str(path)
+    elif path is not None:
         source = str(path)
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -247,5 +293,28 @@ def field_help(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[
             rows += field_help(annotation, f"{prefix}{name}.")
         else:
             default = field.get_default(call_default_factory=True)
-            rows.append((f"{prefix}{name}", repr(default), field.description or ""))
+            options = choices(annotation)
+            doc = field.description or ""
+            rows.append((f"{prefix}{name}", repr(default), f"{doc} One of: {', '.join(options)}." if options else doc))
     return rows
+
+
+def choices(annotation: Any) -> list[str]:
+    """The allowed values of a field whose type is a Literal (or a bool/Literal union), else []."""
+    if get_origin(annotation) is Literal:
+        return [str(value) for value in get_args(annotation)]
+    parts = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    if not any(get_origin(part) is Literal for part in parts):
+        return []
+    out: list[str] = []
+    for part in parts:
+        out += ["true", "false"] if part is bool else choices(part) or [_kind_of(part)]
+    return out
+
+
+def _kind_of(annotation: Any) -> str:
+    """How --help names a non-literal member of a union: 'a number', 'null', ..."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return {int: "a whole number", float: "a number", str: "text", type(None): "null"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation)))

@@ -34,6 +34,7 @@ def run(config: Config, *, overwrite: bool = False) -> RunResult:
 
 def _run(config: Config, run_dir: RunDir, overwrite: bool) -> RunResult:
     from tunesmith.data.prepare import prepare
+    from tunesmith.display import print_findings
     from tunesmith.evaluate import compare, format_table
     from tunesmith.report import write_report
     from tunesmith.train import train
@@ -43,7 +44,7 @@ def _run(config: Config, run_dir: RunDir, overwrite: bool) -> RunResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     for stage, step in (
-        ("prep", lambda: print(prepare(config, show=1).summary)),
+        ("prep", lambda: print_findings(prepare(config, show=1).summary)),
         ("train", lambda: train(config, overwrite=overwrite)),
         ("compare", lambda: compare(config)),
     ):
@@ -60,14 +61,14 @@ def _run(config: Config, run_dir: RunDir, overwrite: bool) -> RunResult:
 
 
 def example_dir() -> Path:
-    """The bundled examples/ folder (next to src/ in a checkout or an editable install)."""
-    for candidate in (Path(__file__).resolve().parents[2] / "examples", Path.cwd() / "examples"):
-        if (candidate / EXAMPLE_CONFIG).is_file():
-            return candidate
-    raise TunesmithError(
-        "quickstart: cannot find the bundled examples/ folder; run it from a tunesmith checkout "
-        "(git clone, then `make quickstart`)"
-    )
+    """The example bundled inside the package (examples/ in a checkout links to the same files)."""
+    folder = Path(__file__).resolve().parent / "examples"
+    if not (folder / EXAMPLE_CONFIG).is_file():
+        raise TunesmithError(
+            f"quickstart: the bundled example is missing from {folder}; reinstall tunesmith "
+            "(pip install --force-reinstall tunesmith)"
+        )
+    return folder
 
 
 def quickstart(overrides: list[str] | None = None, *, overwrite: bool = False) -> RunResult:

@@ -14,10 +14,13 @@ import numpy as np
 
 from tunesmith.config import DataConfig
 from tunesmith.data import checks as ck
+from tunesmith.data.answer_length import auto_max_new_tokens
 from tunesmith.data.dedup import duplicate_count, find_leakage, prompt_keys, prompt_text
 from tunesmith.data.load import LoadResult, load_rows
+from tunesmith.data.markers import first_marker, template_markers
 from tunesmith.data.pack import pack_stream
-from tunesmith.data.report import assemble
+from tunesmith.data.readers import saved_splits
+from tunesmith.data.report import assemble, document_counts
 from tunesmith.data.split import split_indices
 from tunesmith.data.store import save_batches, selected_batches, source_files
 from tunesmith.data.templates import TEMPLATE_FILE, Template, resolve_template
@@ -26,7 +29,7 @@ from tunesmith.errors import TunesmithError
 
 OUT_COLUMNS = ["input_ids", "labels", "example", "source"]
 NUMBERS = ["prompt_tokens", "response_tokens", "response_kept", "trained_tokens", "length",
-           "eos_in_labels", "double_bos", "eos_masked", "exact_key", "normal_key"]
+           "eos_in_labels", "double_bos", "eos_masked", "exact_key", "normal_key", "window", "marker"]
 PAD_SAMPLE = 8  # examples collated to check that padding leaves EOS labels alone
 
 
@@ -77,12 +80,25 @@ class RowMap:
         self.encoder = encoder
         self.bos_id = encoder.tokenizer.bos_token_id
         self.eos_id = encoder.tokenizer.eos_token_id
+        self.markers = template_markers(encoder.template, encoder.tokenizer.all_special_tokens)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        examples = [json.loads(e) for e in batch["example"]]
-        encoded = self._encode(examples, batch["source"])
+        examples, sources, windows, encoded = [], [], [], []
+        originals = [json.loads(e) for e in batch["example"]]
+        for example, source, rows in zip(originals, batch["source"], self._encode(originals, batch["source"]),
+                                         strict=True):
+            for number, row in enumerate(rows, 1):  # a long raw text: one row per window, with its own text
+                split = len(rows) > 1
+                text = self.encoder.tokenizer.decode(row.input_ids, skip_special_tokens=True) if split else None
+                examples.append({"text": text} if split else example)
+                sources.append(f"{source}#{number}" if split else source)
+                windows.append(number if split else 0)
+                encoded.append(row)
         flags = [ck.example_flags(e.input_ids, e.labels, self.bos_id, self.eos_id) for e in encoded]
         out = {
+            "example": [json.dumps(e, ensure_ascii=False) for e in examples],
+            "source": sources,
+            "window": windows,
             "input_ids": [e.input_ids for e in encoded],
             "labels": [e.labels for e in encoded],
             "prompt_tokens": [e.prompt_tokens for e in encoded],
@@ -92,12 +108,15 @@ class RowMap:
             "length": [len(e.input_ids) for e in encoded],
         }
         out.update({name: [f[name] for f in flags] for name in ("eos_in_labels", "double_bos", "eos_masked")})
-        out.update(prompt_keys([prompt_text(e) for e in examples]))
+        prompts = [prompt_text(e) for e in examples]
+        out["marker"] = [-1 if "text" in e else first_marker(p, self.markers) for e, p in zip(examples, prompts,
+                                                                                           strict=True)]
+        out.update(prompt_keys(prompts))
         return out
 
-    def _encode(self, examples: list[dict], sources: list[str]):
+    def _encode(self, examples: list[dict], sources: list[str]) -> list[list]:
         try:
-            return self.encoder.encode_many(examples)
+            return self.encoder.encode_rows(examples)
         except TunesmithError as err:  # a template refused one example: name it
             for example, source in zip(examples, sources, strict=True):
                 try:
@@ -115,23 +134,29 @@ def encode_rows(rows, encoder: Encoder, num_proc: int):
         "example": Value("string"), "source": Value("string"), "input_ids": ints, "labels": ints,
         **{name: Value("int32") for name in NUMBERS[:5]}, **{name: Value("bool") for name in NUMBERS[5:8]},
         "exact_key": Value("int64"), "normal_key": Value("int64"), "minhash": List(Value("uint32")),
+        "window": Value("int32"), "marker": Value("int32"),
     })
     procs = max(1, min(num_proc, len(rows) // 1000))  # datasets runs even num_proc=1 in a worker: pass None
     return rows.map(RowMap(encoder), batched=True, batch_size=500, features=features,
-                    num_proc=procs if procs > 1 else None, new_fingerprint=f"tunesmith-encode-{id(rows)}",
+                    remove_columns=rows.column_names, num_proc=procs if procs > 1 else None,
+                    new_fingerprint=f"tunesmith-encode-{id(rows)}",
                     desc="tokenizing")
 
 
 def build(data: DataConfig, batch_size: int, tokenizer, work: Path, out: Path) -> Built:
     """Prepare `data` into `out` (train/, test/, template.json) and return the report."""
-    loaded = _load(data, data.path, data.format, work)
+    test_path, test_split, test_source = held_out_source(data)
+    loaded = _load(data, data.path, data.format, work, "train" if test_split else None)
     template = resolve_template(data.template, tokenizer)
-    encoder = Encoder(tokenizer, template, data.max_length, data.truncation_side, data.train_on_prompt)
+    encoder = Encoder(tokenizer, template, data.max_length, data.truncation_side, data.train_on_prompt,
+                      data.window_overlap)
+    rows_loaded = len(loaded.rows)
     encoded = encode_rows(loaded.rows, encoder, data.num_proc)
     loaded.rows = None  # unmap the raw rows: they are all in `encoded` now
     test_loaded = None
-    if data.test_path:
-        test_loaded = _load(data, data.test_path, loaded.chosen_format, work)
+    if test_path:
+        test_loaded = _load(data, test_path, loaded.chosen_format, work, test_split)
+        rows_loaded += len(test_loaded.rows)
         test_encoded = encode_rows(test_loaded.rows, encoder, data.num_proc)
         test_loaded.rows = None
         train, test = Part(encoded, np.arange(len(encoded))), Part(test_encoded, np.arange(len(test_encoded)))
@@ -147,10 +172,12 @@ def build(data: DataConfig, batch_size: int, tokenizer, work: Path, out: Path) -
     template.save(out / TEMPLATE_FILE)
     report = assemble(
         data=data, batch_size=batch_size, tokenizer=tokenizer, template=template, loaded=loaded,
-        test_loaded=test_loaded, rows_loaded=len(encoded) + (len(test.indices) if test_loaded else 0),
+        test_loaded=test_loaded, rows_loaded=rows_loaded,
         numbers=numbers, keep=keep, n_test=len(test.indices), n_train_rows=train_rows, leakage=leakage,
         test_sources=test.sources, train_sources=train.sources, within_train=duplicate_count(numbers["exact_key"]),
-        checks=found,
+        checks=found, test_source=test_source, answer_length=auto_max_new_tokens(test_numbers["response_tokens"]),
+        documents=document_counts(numbers["window"], test_numbers["window"], numbers["trained_tokens"][keep])
+        if loaded.chosen_format == "text" else None,
     )
     return Built(report, template, [c for c in found if c.status == "error"])
 
@@ -169,8 +196,19 @@ def save_split(part: Part, keep: np.ndarray | None, folder: Path, pack_to: int |
     return save_batches(batches, features, folder)
 
 
-def _load(data: DataConfig, path: str, fmt: str, work: Path) -> LoadResult:
-    return load_rows(path, fmt, data.fields, data.on_bad_rows, system_prompt=data.system_prompt, work_dir=work)
+def held_out_source(data: DataConfig) -> tuple[str | None, str | None, str]:
+    """(test file, its split, how the report names it): data.test_path, a saved DatasetDict's own 'test'
+    split, or None for a seeded split of data.path by data.test_size."""
+    if data.test_path:
+        return data.test_path, None, f"data.test_path ({data.test_path})"
+    if {"train", "test"} <= set(saved_splits(Path(data.path))):
+        return data.path, "test", "the 'test' split of the saved dataset (data.test_size not used)"
+    return None, None, f"a seeded split of data.path (data.test_size={data.test_size}, data.seed={data.seed})"
+
+
+def _load(data: DataConfig, path: str, fmt: str, work: Path, split: str | None = None) -> LoadResult:
+    return load_rows(path, fmt, data.fields, data.on_bad_rows, system_prompt=data.system_prompt, work_dir=work,
+                     max_bad_fraction=data.max_bad_rows_fraction, split=split)
 
 
 def _checks(data, tokenizer, template, loaded, train: Part, numbers, leakage, test: Part) -> list[ck.Check]:
@@ -185,4 +223,6 @@ def _checks(data, tokenizer, template, loaded, train: Part, numbers, leakage, te
         ck.check_leakage(leakage, n_test, test_sources),
         ck.check_masked(numbers["length"], numbers["trained_tokens"], train.sources),
         ck.check_template(template, tokenizer, text_only=loaded.chosen_format == "text"),
+        ck.check_double_template(numbers["marker"], template_markers(template, tokenizer.all_special_tokens),
+                                 template.name, train.sources),
     ]

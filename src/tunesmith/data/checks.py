@@ -150,3 +150,24 @@ def check_template(template: Template, tokenizer, text_only: bool) -> Check:
         "tunesmith's chat and serve use it, other tools apply the model's template. Use data.template: auto "
         "to train in the model's own format.",
     )
+
+
+def check_double_template(marker: np.ndarray, markers: tuple[str, ...], template_name: str,
+                          sources: Sources) -> Check:
+    """Prompts that already contain template markers get a second template around them."""
+    found = np.flatnonzero(marker >= 0)
+    if len(found) == 0:
+        return Check("double_template", "ok", "no prompt already contains template markers such as "
+                     f"{markers[0]!r} or {markers[5]!r}")
+    counts = np.bincount(marker[found], minlength=len(markers))
+    seen = ", ".join(f"{markers[i]!r} in {counts[i]:,}" for i in np.argsort(-counts)[:3] if counts[i])
+    fix = ("set data.template: none to train on your prompts exactly as written (they then carry the whole "
+           "format, answer cue included), or remove the markers from the data") if template_name != "none" else (
+           "data.template is none, so the prompts are used as written: make sure they end with the answer cue")
+    return Check(
+        "double_template", "warning" if template_name != "none" else "ok",
+        f"{len(found):,} of {len(marker):,} training prompts already contain template markers ({seen}), and "
+        f"data.template {template_name} wraps them in its own format too: the model learns both. Fix: {fix}",
+        len(found), sources(found[:5]),
+    )
+

@@ -14,7 +14,7 @@ from tunesmith.config import DataConfig
 from tunesmith.data.tokenize import adds_bos
 from tunesmith.errors import TunesmithError
 
-PREP_VERSION = 2  # bump when prep's output changes for the same inputs (2: packed rows keep their examples)
+PREP_VERSION = 3  # bump when prep's output changes for the same inputs (3: windows, weights, answer length)
 CHUNK = 1 << 20
 
 

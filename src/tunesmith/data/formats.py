@@ -1,6 +1,10 @@
 """Row shapes: recognise them, and turn one raw row into the canonical example.
 
 Canonical example (docs/ARCHITECTURE.md): {"messages": [...], "input": str} or {"text": str}.
+Also accepted: TRL's conversational prompt/completion (both lists of messages), message content
+as a list of parts (OpenAI / multimodal style; the text parts are joined, any other part is
+refused), and OpenAI fine-tuning's per-message `weight` (an assistant message with weight 0 is
+kept as context but not trained: its canonical message carries "weight": 0).
 A row that cannot be converted raises `RowProblem` with a short, user-facing reason; the
 loader attaches the file and line.
 """
@@ -75,6 +79,8 @@ def canonical(row: Any, fmt: str, columns: dict[str, str], system_prompt: str | 
         return {"text": _text(row, columns, "text")}
     if fmt == "messages":
         messages = _messages(row, columns["messages"])
+    elif fmt == "prompt_completion" and isinstance(row.get(columns["prompt"]), list):
+        messages = _conversational(row, columns["prompt"], columns["completion"])
     else:
         prompt_field, response_field = FIELDS[fmt]
         messages = [
@@ -105,12 +111,27 @@ def _text(row: dict, columns: dict[str, str], name: str, required: bool = True) 
     return value
 
 
+def _conversational(row: dict, prompt_column: str, completion_column: str) -> list[dict]:
+    """TRL's conversational prompt/completion: the prompt's messages, then the completion's."""
+    completion = row.get(completion_column)
+    if isinstance(completion, str):
+        completion = [{"role": "assistant", "content": completion}]
+    if not isinstance(completion, list) or not completion:
+        raise RowProblem(f"field '{completion_column}' is {_kind(completion)}, expected a list of messages "
+                         "(the prompt is one)")
+    return _checked_turns(row[prompt_column] + completion)
+
+
 def _messages(row: dict, column: str) -> list[dict]:
     turns = row.get(column)
     if turns is None:
         raise RowProblem(f"missing field '{column}'")
     if not isinstance(turns, list) or not turns:
         raise RowProblem(f"field '{column}' is {_kind(turns)}, expected a non-empty list of {{role, content}}")
+    return _checked_turns(turns)
+
+
+def _checked_turns(turns: list) -> list[dict]:
     messages = [_message(turn, number) for number, turn in enumerate(turns, 1)]
     roles = [m["role"] for m in messages]
     body = roles[1:] if roles[0] == "system" else roles
@@ -118,6 +139,8 @@ def _messages(row: dict, column: str) -> list[dict]:
         if body and body[-1] == "user" and body[:-1] == ["user", "assistant"] * (len(body) // 2):
             raise RowProblem("the last message is the user's: a training conversation ends with the assistant's answer")
         raise RowProblem(f"roles must alternate user/assistant after an optional system message, got {roles}")
+    if all(m.get("weight") == 0 for m in messages if m["role"] == "assistant"):
+        raise RowProblem("every assistant message has weight 0: nothing in this conversation is trained")
     return messages
 
 
@@ -129,11 +152,33 @@ def _message(turn: Any, number: int) -> dict:
     role = ROLE_ALIASES.get(role, role)
     if role not in ("system", "user", "assistant"):
         raise RowProblem(f"message {number} has role {role!r}; expected system, user or assistant")
+    if isinstance(content, list):
+        content = _text_parts(content, number, role)
     if not isinstance(content, str):
         raise RowProblem(f"message {number} ({role}) has content {_kind(content)}, expected a string")
     if role != "system" and not content.strip():
         raise RowProblem(f"message {number} ({role}) is empty")
-    return {"role": role, "content": content}
+    message = {"role": role, "content": content}
+    weight = turn.get("weight")
+    if role == "assistant" and weight is not None:
+        if weight not in (0, 1) or isinstance(weight, bool):
+            raise RowProblem(f"message {number} (assistant) has weight {weight!r}; expected 0 (not trained) or 1")
+        if weight == 0:
+            message["weight"] = 0
+    return message
+
+
+def _text_parts(parts: list, number: int, role: str) -> str:
+    """Content given as parts, [{"type": "text", "text": ...}, ...]: the text parts joined."""
+    texts = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind != "text" or not isinstance(part.get("text"), str):
+            shown = f"a part of type '{kind}'" if kind else f"a part that is {_kind(part)}"
+            raise RowProblem(f"message {number} ({role}) has {shown}; tunesmith trains on text only: keep the "
+                             "{\"type\": \"text\", \"text\": ...} parts and remove the others")
+        texts.append(part["text"])
+    return "".join(texts)
 
 
 def _kind(value: Any) -> str:

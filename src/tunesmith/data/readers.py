@@ -30,12 +30,15 @@ class RawRow:
     problem: str | None = None
 
 
-def read_rows(path: Path, shown: str) -> Iterator[RawRow]:
-    """Every row of `path` (a file or a folder); `shown` is how the path is printed in messages."""
+def read_rows(path: Path, shown: str, split: str | None = None) -> Iterator[RawRow]:
+    """Every row of `path` (a file or a folder); `shown` is how the path is printed in messages.
+
+    `split` picks a split of a saved DatasetDict (default: its train split, or its only one).
+    """
     if not path.exists():
         raise TunesmithError(f"data.path: {shown} does not exist")
     if path.is_dir():
-        return _folder(path, shown)
+        return _folder(path, shown, split)
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise TunesmithError(
@@ -175,9 +178,17 @@ def _txt_file(path: Path, shown: str) -> Iterator[RawRow]:
         yield RawRow(f"{shown}:{line}", problem=f"not valid UTF-8 (byte 0x{raw[err.start]:02x})")
 
 
-def _folder(path: Path, shown: str) -> Iterator[RawRow]:
+def saved_splits(path: Path) -> list[str]:
+    """The split names of a DatasetDict saved with save_to_disk at `path` ([] for anything else)."""
+    try:
+        return list(json.loads((Path(path) / "dataset_dict.json").read_text(encoding="utf-8"))["splits"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _folder(path: Path, shown: str, split: str | None) -> Iterator[RawRow]:
     if any((path / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
-        return _saved_dataset(path, shown)
+        return _saved_dataset(path, shown, split)
     texts = sorted(p for p in path.rglob("*.txt") if p.is_file())
     if not texts:
         raise TunesmithError(
@@ -186,7 +197,7 @@ def _folder(path: Path, shown: str) -> Iterator[RawRow]:
     return (row for text in texts for row in _txt_file(text, f"{shown.rstrip('/')}/{text.relative_to(path)}"))
 
 
-def _saved_dataset(path: Path, shown: str) -> Iterator[RawRow]:
+def _saved_dataset(path: Path, shown: str, split: str | None) -> Iterator[RawRow]:
     from datasets import DatasetDict, load_from_disk
 
     try:
@@ -194,9 +205,13 @@ def _saved_dataset(path: Path, shown: str) -> Iterator[RawRow]:
     except (OSError, ValueError) as err:  # FileNotFoundError, corrupt state.json, ...
         raise TunesmithError(f"data.path: {shown} is not a readable saved dataset ({err})") from None
     if isinstance(loaded, DatasetDict):
-        if "train" not in loaded and len(loaded) != 1:
+        if split is not None and split not in loaded:
+            raise TunesmithError(f"data.path: {shown} has no '{split}' split (it has {', '.join(loaded)})")
+        if split is None and "train" not in loaded and len(loaded) != 1:
             raise TunesmithError(f"data.path: {shown} has the splits {list(loaded)}; which one? (expected 'train')")
-        loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
+        split = split or ("train" if "train" in loaded else next(iter(loaded)))
+        loaded = loaded[split]
+        shown = f"{shown}[{split}]"
     number = 0
     for batch in loaded.iter(batch_size=BATCH):
         for row in (dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)):

@@ -6,12 +6,14 @@ import numpy as np
 
 from tunesmith.data.stats import length_summary, padding_report
 
+SHOWN_REJECTED = 5
 STATUS_MARK = {"ok": "ok     ", "warning": "WARNING", "error": "ERROR  "}
 
 
 def assemble(*, data, batch_size: int, tokenizer, template, loaded, test_loaded, rows_loaded: int, numbers: dict,
              keep: np.ndarray, n_test: int, n_train_rows: int, leakage, test_sources, train_sources,
-             within_train: int, checks: list) -> dict:
+             within_train: int, checks: list, test_source: str, answer_length: dict,
+             documents: dict | None = None) -> dict:
     """Everything prep found, as a JSON-ready dict (keys documented in docs/ARCHITECTURE.md)."""
     loads = [r for r in (loaded, test_loaded) if r is not None]
     lengths = numbers["length"][keep]
@@ -27,10 +29,11 @@ def assemble(*, data, batch_size: int, tokenizer, template, loaded, test_loaded,
         "tokenizer": {"name": str(getattr(tokenizer, "name_or_path", "")), "bos": tokenizer.bos_token,
                       "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
         "settings": {k: getattr(data, k) for k in ("path", "test_path", "test_size", "seed", "max_length",
-                                                   "truncation_side", "train_on_prompt", "packing")},
+                                                   "truncation_side", "train_on_prompt", "packing", "window_overlap")},
         "train_examples": int(keep.sum()),
         "train_rows": n_train_rows,
         "test_examples": n_test,
+        "test_source": test_source,
         "left_out_examples": int((~keep).sum()),
         "lengths": {
             "prompt": length_summary(numbers["prompt_tokens"]),
@@ -51,7 +54,21 @@ def assemble(*, data, batch_size: int, tokenizer, template, loaded, test_loaded,
             "near_pairs": [{"test": test_sources(np.array([t]))[0], "train": _train_source(train_sources, r),
                             "similarity": s} for t, r, s in leakage.near_pairs],
         },
+        "answer_length": answer_length,
+        "documents": documents,
         "checks": {c.name: {k: v for k, v in c.as_dict().items() if k != "name"} for c in checks},
+    }
+
+
+def document_counts(train_windows: np.ndarray, test_windows: np.ndarray, trained: np.ndarray) -> dict:
+    """Raw text: how many documents, how many were split into max_length windows, and what trains."""
+    both = np.concatenate([train_windows, test_windows])
+    return {
+        "documents": int(np.sum(both <= 1)),  # each document has one row that is its whole or its 1st window
+        "split_into_windows": int(np.sum(both == 1)),
+        "windows": int(np.sum(both >= 1)),
+        "train_rows": int(len(train_windows)),
+        "tokens_trained": int(trained.sum()),
     }
 
 
@@ -74,7 +91,7 @@ def summary(report: dict, previews: list[str], location: str, cached: bool) -> s
     lines = [
         f"data: {settings['path']} — format {n['format']} ({n['format_reason']}), template {n['template']}",
         f"rows: {n['rows_loaded']:,} loaded, {n['rows_rejected']:,} rejected → {n['train_examples']:,} train, "
-        f"{n['test_examples']:,} test ({n['left_out_examples']:,} left out of train)",
+        f"{n['test_examples']:,} test ({n['left_out_examples']:,} left out of train); test = {n['test_source']}",
         "tokens per train example (min / median / p95 / max; total after truncation): " + "; ".join(
             f"{part} {s['min']} / {s['median']} / {s['p95']} / {s['max']}" for part, s in lengths.items()),
         f"truncation at {settings['max_length']} ({settings['truncation_side']}): {truncated['examples']:,} cut, "
@@ -87,14 +104,25 @@ def summary(report: dict, previews: list[str], location: str, cached: bool) -> s
         + (" (train_on_prompt)" if settings["train_on_prompt"] else " (prompts masked)"),
         f"duplicates: {n['duplicates']['train_repeated_prompts']:,} repeated prompts in train; test prompts in "
         f"train: {n['duplicates']['test_in_train_exact']:,} verbatim, {n['duplicates']['test_in_train_near']:,} near",
+        *([f"documents: {docs['documents']:,} ({docs['split_into_windows']:,} longer than "
+            f"data.max_length={settings['max_length']}, split into {docs['windows']:,} windows"
+            f"{' overlapping by ' + str(settings['window_overlap']) + ' tokens' if settings['window_overlap'] else ''}"
+            f"); {docs['tokens_trained']:,} tokens trained in {docs['train_rows']:,} train rows"]
+          if (docs := n.get("documents")) else []),
+        f"answer length: the test answers' p95 is {n['answer_length']['p95']} tokens, so eval.max_new_tokens: auto "
+        f"= {n['answer_length']['max_new_tokens']} ({n['answer_length']['rule']})",
         "checks:",
     ]
     for name, check in n["checks"].items():
         where = f" (e.g. {', '.join(check['sources'][:3])})" if check["sources"] else ""
         lines.append(f"  {STATUS_MARK.get(check['status'], check['status'])} {name:16} {check['message']}{where}")
     if n["rows_rejected"]:
-        lines.append("rejected rows: " + "; ".join(f"{r['source']}: {r['problem']}" for r in n["rejected"][:3])
-                     + (" …" if n["rows_rejected"] > 3 else ""))
+        rows = f"{n['rows_rejected']:,} row{'s' if n['rows_rejected'] != 1 else ''}"
+        lines.append(f"  {STATUS_MARK['warning']} {'bad_rows':16} {rows} could not be used and were left out "
+                     "(all listed under 'rejected' in data_report.json):")
+        lines += [f"      {r['source']}: {r['problem']}" for r in n["rejected"][:SHOWN_REJECTED]]
+        if n["rows_rejected"] > SHOWN_REJECTED:
+            lines.append(f"      … and {n['rows_rejected'] - SHOWN_REJECTED:,} more")
     lines += previews
     took = f"prepared in {n.get('seconds', 0):.1f} s, peak memory {n.get('peak_rss_mb', 0):,} MB"
     lines.append(f"{'cached (data, settings and tokenizer unchanged; ' + took + ')' if cached else took}: {location}")

@@ -56,7 +56,8 @@ class Template:
     def segments(
         self, messages: list[dict], input_text: str = "", add_generation_prompt: bool = False
     ) -> list[Segment]:
-        """Render a conversation. Assistant turns (and their end marker) are the trained segments.
+        """Render a conversation. Assistant turns (and their end marker) are the trained segments, except
+        those with "weight": 0, which stay in as context.
 
         `input_text` (alpaca's optional input) belongs to the first user turn: templates with an
         `{input}` slot place it there, the others append it to that turn's text.
@@ -79,7 +80,7 @@ class Template:
                 out.append((self._user_text(message["content"], input_text if first else "", system, first), False))
                 first = False
             else:
-                out.append((message["content"] + self.response_end, True))
+                out.append((message["content"] + self.response_end, trained(message)))
         return out
 
     def _has_input_slot(self) -> bool:
@@ -115,7 +116,7 @@ class Template:
                 full = self._render(messages[:end], False)
                 if not full.startswith(prompt_part):
                     raise TunesmithError(_INCONSISTENT)
-                out.append((full[len(prompt_part):], True))
+                out.append((full[len(prompt_part):], trained(messages[end - 1])))
                 done = full
         return [s for s in out if s[0]]
 
@@ -186,6 +187,11 @@ def _compiled(chat_template: str):
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.globals["raise_exception"] = raise_exception
     return env.from_string(chat_template)
+
+
+def trained(message: dict) -> bool:
+    """An assistant turn is trained unless its data gave it weight 0 (OpenAI fine-tuning's per-message weight)."""
+    return message.get("weight", 1) != 0
 
 
 def _merge_input(messages: list[dict], input_text: str) -> list[dict]:

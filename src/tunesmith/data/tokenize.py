@@ -99,28 +99,55 @@ class Encoder:
     Args:
         max_length: the most tokens kept per example.
         truncation_side: "right" cuts the end (answers first), "left" cuts the start (prompt first).
+        window_overlap: `encode_rows` splits a raw text longer than max_length into windows instead
+            of cutting it; each window after the first starts with this many (untrained) tokens of the
+            one before, so every token of the text is trained in exactly one window.
     """
 
     def __init__(
         self, tokenizer, template: Template, max_length: int, truncation_side: str = "right",
-        train_on_prompt: bool = False,
+        train_on_prompt: bool = False, window_overlap: int = 0,
     ):
         self.tokenizer = tokenizer
         self.template = template
         self.max_length = max_length
         self.truncation_side = truncation_side
         self.train_on_prompt = train_on_prompt
+        self.window_overlap = window_overlap
         self.rules = _Rules.of(tokenizer)
 
     def encode_many(self, examples: list[dict]) -> list[Encoded]:
+        """One Encoded per example, truncated to max_length."""
+        return [self._truncated(*assembled) for _, assembled in self._assembled(examples)]
+
+    def encode_rows(self, examples: list[dict]) -> list[list[Encoded]]:
+        """The training rows of each example: one (truncated) for a conversation, windows for a long text."""
+        return [self.windows(*assembled) if "text" in example and len(assembled[0]) > self.max_length
+                else [self._truncated(*assembled)] for example, assembled in self._assembled(examples)]
+
+    def _assembled(self, examples: list[dict]):
         segment_lists = [example_segments(self.template, e) for e in examples]
         texts = [text for segments in segment_lists for text, _ in segments]
         flat = self.tokenizer(texts, add_special_tokens=False).input_ids if texts else []
-        out, at = [], 0
-        for segments in segment_lists:
+        at = 0
+        for example, segments in zip(examples, segment_lists, strict=True):
             pieces, at = flat[at: at + len(segments)], at + len(segments)
-            out.append(self._truncated(*self.rules.assemble(segments, pieces, self.train_on_prompt)))
-        return out
+            yield example, self.rules.assemble(segments, pieces, self.train_on_prompt)
+
+    def windows(self, ids: list[int], labels: list[int], response: list[bool]) -> list[Encoded]:
+        """max_length windows, stride max_length - window_overlap; the overlap's labels are masked."""
+        size, overlap = self.max_length, self.window_overlap
+        out: list[Encoded] = []
+        start = 0
+        while True:
+            end = min(start + size, len(ids))
+            context = overlap if start else 0  # tokens the previous window already trained
+            window_labels = [IGNORE_INDEX] * context + labels[start + context:end]
+            trained = sum(response[start + context:end])
+            out.append(Encoded(ids[start:end], window_labels, end - start - trained, trained, trained))
+            if end == len(ids):
+                return out
+            start += size - overlap
 
     def encode(self, example: dict) -> Encoded:
         return self.encode_many([example])[0]

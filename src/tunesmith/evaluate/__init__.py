@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tunesmith.callable_package import make_callable
+
 if TYPE_CHECKING:
     from tunesmith.config import Config
 
@@ -32,3 +34,5 @@ def format_table(metrics: dict) -> str:
     from tunesmith.evaluate.table import format_table as table
 
     return table(metrics)
+
+make_callable(__name__, "evaluate")  # tunesmith.evaluate(...) calls evaluate(...)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tunesmith.config import Config
+from tunesmith.data.answer_length import eval_max_new_tokens
 from tunesmith.data.templates import Template
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.choice import ChoiceRow, load_choices, score_choices
@@ -79,24 +80,26 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
     prepared = load_prepared(config)
     examples = examples_from_rows(prepared.test, config.eval.max_examples)
     task = detect_task(examples, config.eval.task_type, config.eval.extract)
-    plan, skipped = _plan(config, prepared.train, task, models)
+    length = eval_max_new_tokens(config.eval.max_new_tokens, run.data, prepared.test)
+    plan, skipped = _plan(config, prepared.train, task, models, length[0])
     started = time.time()
-    generation = generation_info(eval_policy(config), config.eval.max_new_tokens, config.eval.batch_size)
+    generation = generation_info(eval_policy(config), length[0], config.eval.batch_size)
     with Progress(progress) as bar:
-        bar.note(f"task: {task.type} ({task.reason})")
+        bar.note(f"task: {task.type} ({task.reason}); answers up to {length[0]} tokens ({length[1]})")
         bar.note(f"{generation['summary']} ({generation['dtype_reason']})")
         for name, reason in skipped.items():
             bar.note(f"{name} skipped: {reason}")
         job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity))
         results = _run(config, run, job, bar)
-    info = _info(config, task, examples, skipped, started, generation)
+    info = _info(config, task, examples, skipped, started, generation, length)
     write_outputs(run, results, info, keep_previous=keep_previous)
     return {name: metrics for name, (_, metrics) in results.items()}
 
 
-def _plan(config: Config, train_rows, task: Task, models) -> tuple[dict[str, EvalSettings], dict[str, str]]:
+def _plan(config: Config, train_rows, task: Task, models, max_new_tokens: int
+          ) -> tuple[dict[str, EvalSettings], dict[str, str]]:
     """Settings for each model to run, and why any asked-for model cannot run."""
-    settings = EvalSettings(config.eval.max_new_tokens, config.eval.batch_size, config.eval.extract, task)
+    settings = EvalSettings(max_new_tokens, config.eval.batch_size, config.eval.extract, task)
     plan: dict[str, EvalSettings] = {}
     skipped: dict[str, str] = {}
     for name in (m for m in MODELS if m in models):
@@ -148,11 +151,12 @@ def _score_choices(metrics: dict, loaded, job: Job, batch_size: int, path: Path)
 
 
 def _info(config: Config, task: Task, examples: list[EvalExample], skipped: dict, started: float,
-          generation: dict) -> dict:
+          generation: dict, length: tuple[int, str]) -> dict:
     return {
         "task": {"type": task.type, "reason": task.reason, "lead": task.lead},
         "examples": len(examples),
-        "max_new_tokens": config.eval.max_new_tokens,
+        "max_new_tokens": length[0],
+        "max_new_tokens_from": length[1],
         "batch_size": config.eval.batch_size,
         "few_shot": config.eval.few_shot,
         "extract": config.eval.extract,

@@ -4,7 +4,10 @@
 itself, taking plain values.
 """
 
+from tunesmith.callable_package import make_callable
 from tunesmith.train.api import TrainResult, train
 from tunesmith.train.loop import FitResult, fit
 
 __all__ = ["FitResult", "TrainResult", "fit", "train"]
+
+make_callable(__name__, "train")  # tunesmith.train(...) calls train(...)

@@ -1,0 +1,31 @@
+"""A newcomer's first run: the example ships inside the package, a data file is enough to start."""
+
+import fnmatch
+import tomllib
+from pathlib import Path
+
+from tunesmith.config import load_config
+from tunesmith.pipeline import EXAMPLE_CONFIG, example_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_example_is_inside_the_package_and_in_its_package_data():
+    folder = example_dir()
+    assert folder == ROOT / "src" / "tunesmith" / "examples"
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tunesmith"]
+    shipped = sorted(p.name for p in folder.iterdir() if p.is_file())
+    assert shipped == ["LUMENFOLD.md", "lumen_faq.jsonl", "lumen_faq.yaml"]
+    for name in shipped:
+        assert any(fnmatch.fnmatch(f"examples/{name}", pattern) for pattern in patterns), name
+
+
+def test_the_checkout_examples_folder_is_the_package_copy():
+    for name in ("lumen_faq.jsonl", "lumen_faq.yaml", "LUMENFOLD.md"):
+        assert (ROOT / "examples" / name).resolve() == example_dir() / name
+
+
+def test_the_example_config_parses_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(example_dir() / EXAMPLE_CONFIG, [f"data.path={example_dir() / 'lumen_faq.jsonl'}"])
+    assert config.train.epochs == 5 and Path(config.data.path).is_file()
