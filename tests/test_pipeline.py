@@ -20,7 +20,7 @@ def finished_run(tiny_model_dir, tmp_path_factory):
     config = load_config(None, [
         f"model={tiny_model_dir}", f"run_dir={root / 'run'}", f"data.path={data}", "data.test_size=8",
         "train.max_steps=6", "train.batch_size=4", "train.save_every=3", "train.log_every=1",
-        "eval.max_new_tokens=8", "eval.few_shot=2",
+        "eval.max_new_tokens=8", "eval.few_shot=2", "eval.forgetting_size=8",
     ])
     return run(config)
 
@@ -50,6 +50,8 @@ def test_split_and_metrics_have_one_object_per_model(finished_run):
         assert metrics[name]["n"] == 8
         for key in ("exact_match", "token_f1", "rouge_l"):
             assert 0.0 <= metrics[name][key] <= 1.0
+    assert metrics["base"]["general_n"] == metrics["tuned"]["general_n"] == 8  # forgetting is measured by default
+    assert "contradictions" in metrics["tuned"] and "format" in metrics["tuned"]
     rows = finished_run.table.splitlines()[2:]
     assert [r.split("  ")[0] for r in rows] == ["base (zero-shot)", "base (few-shot)", "fine-tuned"]
 

@@ -101,6 +101,14 @@ class TrainConfig(Section):
     seed: int = Field(42, description="Seed for data order, adapter init and dropout.")
 
 
+class JudgeConfig(Section):
+    base_url: str = Field(description="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")
+    model: str = Field(description="Model name the judge endpoint serves.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (none = no key).")
+    max_tokens: int = Field(96, ge=8, description="Tokens the judge may write per verdict.")
+    timeout: float = Field(120.0, gt=0, description="Seconds to wait for one judge reply.")
+
+
 class EvalConfig(Section):
     max_new_tokens: int = Field(64, ge=1, description="Generation limit per answer.")
     batch_size: int = Field(16, ge=1, description="Prompts generated together.")
@@ -108,7 +116,16 @@ class EvalConfig(Section):
     extract: str | None = Field(None, description="Regex that pulls the answer out before matching.")
     task_type: Literal["auto", "extraction", "expansion"] = Field("auto", description="Which metrics lead.")
     max_examples: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")
-    choices_path: str | None = Field(None, description="Multiple-choice JSONL scored by log-likelihood.")
+    choices_path: str | None = Field(
+        None, description="Multiple-choice JSONL scored by log-likelihood ({question, choices, answer} or ARC's shape)."
+    )
+    forgetting: bool = Field(
+        True, description="Score base and tuned on the bundled general-knowledge set (ARC-Easy): what tuning cost."
+    )
+    forgetting_size: int = Field(200, ge=1, le=200, description="Questions of the bundled set scored (at most 200).")
+    judge: JudgeConfig | None = Field(
+        None, description="An OpenAI-compatible model that grades answers: {base_url, model, api_key_env}."
+    )
 
 
 class Config(Section):
