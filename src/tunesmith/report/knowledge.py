@@ -35,7 +35,8 @@ def knowledge_verdict(data: ReportData, diffs: dict[str, dict[str, Difference]])
     counts = {m: data.metrics[m].get("contradictions") for m in ("tuned", "base")}
     text = " and ".join(parts)
     if all(isinstance(c, int) for c in counts.values()):
-        text += f", with {counts['tuned']} answers contradicting the reference vs {counts['base']} for base"
+        plural = "" if counts["tuned"] == 1 else "s"
+        text += f", with {counts['tuned']} answer{plural} contradicting the reference vs {counts['base']} for base"
     return text[0].upper() + text[1:] + "."
 
 

@@ -48,7 +48,7 @@ def context(data: ReportData, chart_list: list[dict]) -> dict:
     models = models_in(data)
     return {
         "name": data.run.root.name,
-        "model": data.config.get("model", "?"),
+        "model": data.config.get("model") or data.info.get("model", "?"),
         "generated": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "task_type": data.task_type,
         "task_reason": data.task_reason or "from eval/metrics.json",
