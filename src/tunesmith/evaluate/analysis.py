@@ -15,7 +15,7 @@ from tunesmith.evaluate.metrics.perplexity import perplexity
 from tunesmith.evaluate.tags import CONTRADICTS
 
 RESAMPLES = 1000
-PARTIAL = ("fact_recall",)  # defined only for answers whose reference has facts: compared where both have it
+PARTIAL = ("fact_recall", "judge_score")  # defined for some answers only (facts to check, a parsed verdict)
 CHUNK = 100  # resamples drawn at once: memory stays at CHUNK x examples indices
 
 

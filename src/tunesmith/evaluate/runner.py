@@ -29,6 +29,7 @@ from tunesmith.evaluate.examples import EvalExample, Task, detect_task, examples
 from tunesmith.evaluate.fewshot import ShotIndex
 from tunesmith.evaluate.forgetting import general_questions, result_file
 from tunesmith.evaluate.forgetting import summary as general_summary
+from tunesmith.evaluate.judge import client_from_config, judge_results
 from tunesmith.evaluate.knowledge import add_knowledge
 from tunesmith.evaluate.model_eval import EvalSettings, run_model
 from tunesmith.evaluate.outputs import write_jsonl, write_outputs
@@ -83,6 +84,9 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
         raise TunesmithError(f"compare: unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
     run = RunDir(Path(config.run_dir))
     choices = load_choices(config.eval.choices_path) if config.eval.choices_path else None  # fail early
+    judge = client_from_config(config.eval.judge, run.eval) if config.eval.judge else None
+    if judge is not None:
+        judge.check()  # fail early too
     prepared = load_prepared(config)
     examples = examples_from_rows(prepared.test, config.eval.max_examples)
     task = detect_task(examples, config.eval.task_type, config.eval.extract)
@@ -97,6 +101,8 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
         results, device = _run(config, run, job, bar)
     add_knowledge(results)
     info = _info(config, task, examples, skipped, started, device)
+    if judge is not None:
+        info["judge"] = judge_results(results, judge)
     write_outputs(run, results, info, keep_previous=keep_previous)
     return {name: metrics for name, (_, metrics) in results.items()}
 

@@ -13,6 +13,7 @@ KNOWLEDGE_METRICS = {  # name -> (label, decimals, higher is better, per-example
     "format": ("format adherence (house style)", 3, True, True),
     "stops": ("stops by itself (share)", 3, True, True),
     "on_topic": ("on topic (share)", 3, True, True),
+    "judge_score": ("judge score (correct 1, partly 0.5, wrong 0)", 3, True, True),
     "general_accuracy": ("general knowledge accuracy", 3, True, False),
     "general_accuracy_norm": ("general knowledge accuracy (length-normalised)", 3, True, False),
 }
@@ -75,3 +76,21 @@ def _clear(diff: Difference | None) -> str:
     if not diff.significant:
         return "no clear change"
     return "forgot" if diff.value < 0 else "improved"
+
+
+def judge_line(data: ReportData) -> str:
+    """Who judged, what each model got, and the order-balanced head-to-head."""
+    identity = data.info.get("judge") or {}
+    if not identity:
+        return ""
+    parts = []
+    for model in ("base", "few_shot", "tuned"):
+        counts = (data.metrics.get(model) or {}).get("judge")
+        if isinstance(counts, dict):
+            parts.append(f"{model.replace('_', '-')}: {counts.get('correct', 0)} correct, {counts.get('partly', 0)} "
+                         f"partly, {counts.get('wrong', 0)} wrong, {counts.get('unparsed', 0)} unparseable")
+    pair = ((data.metrics.get("tuned") or {}).get("judge") or {}).get("pairwise")
+    if isinstance(pair, dict):
+        parts.append(f"tuned vs base, asked in both orders: tuned preferred {pair['tuned']}, base {pair['base']}, "
+                     f"ties or order-dependent {pair['tie']}, unparseable {pair['unparsed']}")
+    return f"Judge `{identity.get('model')}` at {identity.get('base_url')}: " + "; ".join(parts) + "."

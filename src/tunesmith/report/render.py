@@ -22,7 +22,7 @@ from tunesmith.report.content import (
     tag_rows,
     verdict,
 )
-from tunesmith.report.knowledge import forgetting_line, knowledge_verdict
+from tunesmith.report.knowledge import forgetting_line, judge_line, knowledge_verdict
 
 CHART_DIR = "report_files"  # beside report.md, which links the PNGs (report.html embeds them)
 
@@ -57,6 +57,7 @@ def context(data: ReportData, chart_list: list[dict]) -> dict:
         "verdict": verdict(data, diffs),
         "knowledge_verdict": knowledge_verdict(data, diffs),
         "forgetting": forgetting_line(data),
+        "judge": judge_line(data),
         "models": models,
         "labels": {m: model_label(m) for m in models},
         "metric_rows": metric_rows(data, diffs),
