@@ -91,6 +91,13 @@ class TrainConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     log_every: int = Field(5, ge=1, description="Steps between train_log.jsonl records.")
     eval_every: int | None = Field(None, ge=1, description="Steps between eval-loss measurements.")
+    eval_generate: int = Field(
+        0, ge=0, description="Test examples answered at each eval (and at the end); their task metric "
+        "(ROUGE-L or F1) is logged beside eval loss. 0 = off."
+    )
+    best_metric: Literal["eval_loss", "generation"] = Field(
+        "eval_loss", description="What keep_best and early stopping follow: eval loss, or the eval_generate metric."
+    )
     save_every: int = Field(50, ge=1, description="Steps between checkpoints.")
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Evals without improvement.")
@@ -99,6 +106,12 @@ class TrainConfig(Section):
     fsdp: bool = Field(False, description="Shard with FSDP under torchrun (else DDP).")
     report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Extra logging.")
     seed: int = Field(42, description="Seed for data order, adapter init and dropout.")
+
+    @model_validator(mode="after")
+    def _generation_metric_needs_examples(self) -> TrainConfig:
+        if self.best_metric == "generation" and not self.eval_generate:
+            raise ValueError("best_metric 'generation' needs eval_generate > 0 (test examples to answer)")
+        return self
 
 
 class JudgeConfig(Section):

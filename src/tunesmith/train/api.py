@@ -19,6 +19,7 @@ from tunesmith.train import checkpoint as ckpt
 from tunesmith.train import methods, provenance
 from tunesmith.train.batching import TrainData
 from tunesmith.train.distributed import Cluster
+from tunesmith.train.evaluation import GenerationProbe, generation_probe
 from tunesmith.train.hardware import check_method, resolve_precision
 from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
@@ -81,6 +82,7 @@ def train(config: Config, *, resume: bool | None = None, progress: bool = True) 
         fingerprint=provenance.resume_fingerprint(config, run),
         cluster=cluster,
         compiled=plan.compiled,
+        probe=_probe(config, prepared, tokenizer),
     )
     output = run.adapter if settings.method in ("lora", "qlora") else run.model
     save_output(cluster, result.wrapped, model, tokenizer, prepared.template, output)
@@ -99,6 +101,15 @@ def train(config: Config, *, resume: bool | None = None, progress: bool = True) 
         run.train_log,
         result.eval_loss,
     )
+
+
+def _probe(config: Config, prepared, tokenizer) -> GenerationProbe | None:
+    """train.eval_generate test examples answered at each evaluation, scored with the task's metric."""
+    if not config.train.eval_generate:
+        return None
+    return generation_probe(prepared.test, prepared.template, tokenizer, size=config.train.eval_generate,
+                            task_type=config.eval.task_type, extract=config.eval.extract,
+                            max_new_tokens=config.eval.max_new_tokens, batch_size=config.eval.batch_size)  # fmt: skip
 
 
 def _prepared(config: Config, cluster: Cluster):
