@@ -19,8 +19,8 @@ KNOWLEDGE_METRICS = {  # name -> (label, decimals, higher is better, per-example
 }
 
 
-def _signed(diff: Difference) -> str:
-    return f"{diff.value:+.2f}, 95% CI {diff.low:+.2f} to {diff.high:+.2f}"
+def _signed(label: str, diff: Difference) -> str:
+    return f"{label} {diff.value:+.2f}, 95% CI {diff.low:+.2f} to {diff.high:+.2f}"
 
 
 def knowledge_verdict(data: ReportData, diffs: dict[str, dict[str, Difference]]) -> str:
@@ -30,9 +30,9 @@ def knowledge_verdict(data: ReportData, diffs: dict[str, dict[str, Difference]])
     if "tuned" not in data.metrics or "base" not in data.metrics or "format" not in against:
         return ""
     style, facts = against["format"], against.get("fact_recall")
-    parts = [f"tuned answers {_style_words(style)} ({_signed(style)} format)"]
+    parts = [f"tuned answers {_style_words(style)} ({_signed('format', style)})"]
     if facts is not None:
-        parts.append(f"{_fact_words(facts)} ({_signed(facts)} fact recall)")
+        parts.append(f"{_fact_words(facts)} ({_signed('fact recall', facts)})")
     counts = {m: data.metrics[m].get("contradictions") for m in ("tuned", "base")}
     text = " and ".join(parts)
     if all(isinstance(c, int) for c in counts.values()):
