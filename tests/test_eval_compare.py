@@ -66,7 +66,7 @@ def build_run(
     raw = {
         "model": str(base_dir),
         "run_dir": str(root),
-        "eval": {"max_new_tokens": 16, "batch_size": 2, **eval_settings},
+        "eval": {"max_new_tokens": 16, "batch_size": 2, "forgetting": False, **eval_settings},
     }
     run.config.write_text(yaml.safe_dump(raw))
     return SimpleNamespace(run=run, config=validate_config(raw), prepared=prepared)

@@ -20,7 +20,8 @@ def finished_run(tiny_model_dir, tmp_path_factory):
     config = load_config(None, [
         f"model={tiny_model_dir}", f"run_dir={root / 'run'}", f"data.path={data}", "data.test_size=8",
         "train.max_steps=6", "train.batch_size=4", "train.save_every=3", "train.log_every=1",
-        "eval.max_new_tokens=8", "eval.few_shot=2",
+        "train.eval_every=3", "train.eval_generate=2",
+        "eval.max_new_tokens=8", "eval.few_shot=2", "eval.forgetting_size=8",
     ])
     return run(config)
 
@@ -50,6 +51,8 @@ def test_split_and_metrics_have_one_object_per_model(finished_run):
         assert metrics[name]["n"] == 8
         for key in ("exact_match", "token_f1", "rouge_l"):
             assert 0.0 <= metrics[name][key] <= 1.0
+    assert metrics["base"]["general_n"] == metrics["tuned"]["general_n"] == 8  # forgetting is measured by default
+    assert "contradictions" in metrics["tuned"] and "format" in metrics["tuned"]
     rows = finished_run.table.splitlines()[2:]
     assert [r.split("  ")[0] for r in rows] == ["base (zero-shot)", "base (few-shot)", "fine-tuned"]
 
@@ -58,3 +61,5 @@ def test_train_log_counts_steps(finished_run):
     records = [json.loads(line) for line in (Path(finished_run.run_dir) / "train_log.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "loss" in r]
     assert steps[-1] == 6
+    answered = [(r["step"], r["eval_token_f1"]) for r in records if "eval_token_f1" in r]  # short answers: F1
+    assert [step for step, _ in answered] == [3, 6] and all(0.0 <= value <= 1.0 for _, value in answered)

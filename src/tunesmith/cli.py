@@ -183,6 +183,28 @@ def compare(
 
 
 @app.command()
+def score(
+    predictions: Annotated[Path, typer.Argument(help="JSONL of {prompt, prediction, reference} from any system.")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="Another system's answers to the same prompts, compared as the base.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for eval/ and the report.")] = None,
+    task_type: Annotated[str, typer.Option(help="auto, extraction or expansion (which metrics lead).")] = "auto",
+    extract: Annotated[str | None, typer.Option(help="Regex that pulls the answer out before matching.")] = None,
+) -> None:
+    """Score anyone's predictions: metrics, error tags, knowledge vs behaviour, and a report."""
+    from tunesmith.evaluate import format_table
+    from tunesmith.evaluate.score import score as run_score
+
+    if task_type not in ("auto", "extraction", "expansion"):
+        raise TunesmithError(f"--task-type {task_type!r}: choose auto, extraction or expansion")
+    folder = out or predictions.with_name(predictions.stem + "_scored")
+    metrics = run_score(predictions, folder, baseline=baseline, task_type=task_type, extract=extract)
+    print(format_table(metrics))
+    print(f"\nreport: {folder / 'report.html'}")
+
+
+@app.command()
 def chat(
     target: TargetArg,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.7,

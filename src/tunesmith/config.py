@@ -107,6 +107,13 @@ class TrainConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     log_every: int = Field(5, ge=1, description="Steps between train_log.jsonl records.")
     eval_every: int | None = Field(None, ge=1, description="Steps between eval-loss measurements.")
+    eval_generate: int = Field(
+        0, ge=0, description="Test examples answered at each eval (and at the end); their task metric "
+        "(ROUGE-L or F1) is logged beside eval loss. 0 = off."
+    )
+    best_metric: Literal["eval_loss", "generation"] = Field(
+        "eval_loss", description="What keep_best and early stopping follow: eval loss, or the eval_generate metric."
+    )
     save_every: int = Field(50, ge=1, description="Steps between checkpoints.")
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Evals without improvement.")
@@ -115,6 +122,20 @@ class TrainConfig(Section):
     fsdp: bool = Field(False, description="Shard with FSDP under torchrun (else DDP).")
     report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Extra logging.")
     seed: int = Field(42, description="Seed for data order, adapter init and dropout.")
+
+    @model_validator(mode="after")
+    def _generation_metric_needs_examples(self) -> TrainConfig:
+        if self.best_metric == "generation" and not self.eval_generate:
+            raise ValueError("best_metric 'generation' needs eval_generate > 0 (test examples to answer)")
+        return self
+
+
+class JudgeConfig(Section):
+    base_url: str = Field(description="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")
+    model: str = Field(description="Model name the judge endpoint serves.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (none = no key).")
+    max_tokens: int = Field(96, ge=8, description="Tokens the judge may write per verdict.")
+    timeout: float = Field(120.0, gt=0, description="Seconds to wait for one judge reply.")
 
 
 class EvalConfig(Section):
@@ -128,7 +149,16 @@ class EvalConfig(Section):
     extract: str | None = Field(None, description="Regex that pulls the answer out before matching.")
     task_type: Literal["auto", "extraction", "expansion"] = Field("auto", description="Which metrics lead.")
     max_examples: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")
-    choices_path: str | None = Field(None, description="Multiple-choice JSONL scored by log-likelihood.")
+    choices_path: str | None = Field(
+        None, description="Multiple-choice JSONL scored by log-likelihood ({question, choices, answer} or ARC's shape)."
+    )
+    forgetting: bool = Field(
+        True, description="Score base and tuned on the bundled general-knowledge set (ARC-Easy): what tuning cost."
+    )
+    forgetting_size: int = Field(200, ge=1, le=200, description="Questions of the bundled set scored (at most 200).")
+    judge: JudgeConfig | None = Field(
+        None, description="An OpenAI-compatible model that grades answers: {base_url, model, api_key_env}."
+    )
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="dtype eval/compare/check run the model in ('auto': bf16 where the hardware computes "
         "it natively, else fp16 on GPU, else fp32; chat/generate/serve/export take --dtype)."

@@ -1,10 +1,12 @@
 """Multiple-choice benchmarks scored by log-likelihood, the way ARC, HellaSwag and MMLU are.
 
 Each line of the JSONL file is `{"question": str, "choices": [str, ...], "answer": int}`
-(`answer` is the 0-based index of the right choice). The question is rendered with the run's
-template as a user turn; each choice is scored as the assistant's answer. `accuracy` picks the
-choice with the highest summed log-likelihood, `accuracy_norm` the highest per UTF-8 byte of the
-choice (lm-evaluation-harness's acc_norm), which does not favour short choices.
+(`answer` is the 0-based index of the right choice), or a row in ARC's own shape,
+`{"question": str, "choices": {"text": [str, ...], "label": ["A", ...]}, "answerKey": "B"}`.
+The question is rendered with the run's template as a user turn; each choice is scored as the
+assistant's answer. `accuracy` picks the choice with the highest summed log-likelihood (lm-evaluation-
+harness's acc), `accuracy_norm` the highest per UTF-8 byte of the choice (its acc_norm), which does
+not favour short choices.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from tunesmith.data.tokenize import encode_prompt
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.loglik import continuation_logprobs
 
-FIELD_HINT = 'each line must look like {"question": "...", "choices": ["...", "..."], "answer": 0}'
+FIELD_HINT = (
+    'each line must look like {"question": "...", "choices": ["...", "..."], "answer": 0} or, as ARC, '
+    '{"question": "...", "choices": {"text": ["...", "..."], "label": ["A", "B"]}, "answerKey": "A"}'
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ def _parse_row(line: str, where: str) -> ChoiceRow:
     if not isinstance(raw, dict):
         raise TunesmithError(f"{where}: expected an object; {FIELD_HINT}")
     question, choices, answer = raw.get("question"), raw.get("choices"), raw.get("answer")
+    if isinstance(choices, dict):
+        choices, answer = _arc_choices(choices, raw.get("answerKey"), where)
     if not isinstance(question, str) or not question.strip():
         raise TunesmithError(f"{where}: 'question' must be a non-empty string; {FIELD_HINT}")
     if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
@@ -65,6 +72,17 @@ def _parse_row(line: str, where: str) -> ChoiceRow:
             f"{where}: 'answer' must be the 0-based index of the right choice (0..{len(choices) - 1}), got {answer!r}"
         )
     return ChoiceRow(question, choices, answer, where)
+
+
+def _arc_choices(choices: dict, key, where: str) -> tuple[list, int]:
+    """ARC's {"text": [...], "label": [...]} and answerKey -> (choice texts, 0-based answer index)."""
+    texts, labels = choices.get("text"), choices.get("label")
+    if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels):
+        raise TunesmithError(f"{where}: 'choices' must hold 'text' and 'label' lists of the same length; {FIELD_HINT}")
+    labels = [str(label) for label in labels]
+    if str(key) not in labels:
+        raise TunesmithError(f"{where}: 'answerKey' {key!r} is not one of the labels {labels}")
+    return texts, labels.index(str(key))
 
 
 def score_choices(model, tokenizer, template: Template, rows: list[ChoiceRow], *, batch_size: int = 16) -> dict:

@@ -10,7 +10,9 @@ from typing import Any
 from tunesmith.runs import RunDir, atomic_write_json, atomic_write_text
 
 MODELS = ("base", "few_shot", "tuned")
-PER_MODEL_FIELDS = ("prediction", "stopped", "new_tokens", "scores", "tags", "nll", "answer_tokens")
+PER_MODEL_FIELDS = (
+    "prediction", "stopped", "new_tokens", "scores", "tags", "knowledge", "nll", "answer_tokens", "judge",
+)  # fmt: skip
 SHARED_FIELDS = ("index", "source", "question", "prompt", "reference")
 
 

@@ -9,6 +9,10 @@ one set of generation settings. Writes under `run_dir/eval/`:
 - `compare.json`: what was run: task type and why, settings, skipped models, and `generation`
   (device, dtype and why, greedy, max_new_tokens: what the numbers hold for)
 - `choices_<model>.jsonl`: per-question multiple-choice scores, when eval.choices_path is set
+- `general_<model>.jsonl`: per-question scores on the bundled general-knowledge set (eval.forgetting)
+
+Every model's answers are also checked for the reference's facts and house style
+(`tunesmith.evaluate.knowledge`): fact recall, contradictions, format, stops, on topic.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.choice import ChoiceRow, load_choices, score_choices
 from tunesmith.evaluate.examples import EvalExample, Task, detect_task, examples_from_rows
 from tunesmith.evaluate.fewshot import ShotIndex
+from tunesmith.evaluate.forgetting import general_questions, result_file
+from tunesmith.evaluate.forgetting import summary as general_summary
+from tunesmith.evaluate.judge import client_from_config, judge_results
+from tunesmith.evaluate.knowledge import add_knowledge
 from tunesmith.evaluate.model_eval import EvalSettings, run_model
 from tunesmith.evaluate.outputs import write_jsonl, write_outputs
 from tunesmith.evaluate.progress import Progress
@@ -43,6 +51,7 @@ class Job:
     plan: dict[str, EvalSettings]  # model name -> settings, in MODELS order
     choices: list[ChoiceRow] | None
     similarity: object | None  # a SemanticSimilarity, or None
+    general: list[ChoiceRow] | None = None  # the bundled general-knowledge questions (eval.forgetting)
 
 
 def load_prepared(config: Config):
@@ -77,6 +86,9 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
         raise TunesmithError(f"compare: unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
     run = RunDir(Path(config.run_dir))
     choices = load_choices(config.eval.choices_path) if config.eval.choices_path else None  # fail early
+    judge = client_from_config(config.eval.judge, run.eval) if config.eval.judge else None
+    if judge is not None:
+        judge.check()  # fail early too
     prepared = load_prepared(config)
     examples = examples_from_rows(prepared.test, config.eval.max_examples)
     task = detect_task(examples, config.eval.task_type, config.eval.extract)
@@ -89,9 +101,13 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
         bar.note(f"{generation['summary']} ({generation['dtype_reason']})")
         for name, reason in skipped.items():
             bar.note(f"{name} skipped: {reason}")
-        job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity))
+        general = general_questions(config.eval.forgetting_size) if config.eval.forgetting else None
+        job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity), general)
         results = _run(config, run, job, bar)
+    add_knowledge(results)
     info = _info(config, task, examples, skipped, started, generation, length)
+    if judge is not None:
+        info["judge"] = judge_results(results, judge)
     write_outputs(run, results, info, keep_previous=keep_previous)
     return {name: metrics for name, (_, metrics) in results.items()}
 
@@ -137,6 +153,11 @@ def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> dict:
             if job.choices and name != "few_shot":
                 path = run.eval / f"choices_{name}.jsonl"
                 _score_choices(results[name][1], loaded, job, config.eval.batch_size, path)
+            if job.general and name != "few_shot":
+                result = score_choices(loaded.model, loaded.tokenizer, job.template, job.general,
+                                       batch_size=config.eval.batch_size)  # fmt: skip
+                results[name][1].update(general_summary(result))
+                write_jsonl(result_file(run.eval, name), result["examples"])
         del loaded
         gc.collect()
     return {name: results[name] for name in MODELS if name in results}
@@ -161,6 +182,7 @@ def _info(config: Config, task: Task, examples: list[EvalExample], skipped: dict
         "few_shot": config.eval.few_shot,
         "extract": config.eval.extract,
         "choices_path": config.eval.choices_path,
+        "forgetting": config.eval.forgetting_size if config.eval.forgetting else 0,
         "skipped": skipped,
         "device": f"{generation['device']} {generation['dtype']}",
         "generation": generation,

@@ -12,7 +12,13 @@ COLUMNS = {  # metric -> (header, format)
     "semantic_similarity": ("similarity", "{:.3f}"),
     "bleu": ("BLEU", "{:.1f}"),
     "perplexity": ("ppl", "{:.2f}"),
-    "choice_accuracy_norm": ("MC acc", "{:.3f}"),
+    "fact_recall": ("fact recall", "{:.3f}"),
+    "contradictions": ("contradicts", "{:d}"),
+    "format": ("format", "{:.3f}"),
+    "choice_accuracy": ("MC acc", "{:.3f}"),
+    "choice_accuracy_norm": ("MC acc_norm", "{:.3f}"),
+    "general_accuracy": ("GK acc", "{:.3f}"),
+    "general_accuracy_norm": ("GK acc_norm", "{:.3f}"),
     "n": ("n", "{:d}"),
 }
 ROW_NAMES = {"base": "base (zero-shot)", "few_shot": "base (few-shot)", "tuned": "fine-tuned"}
@@ -39,7 +45,7 @@ def format_table(metrics: dict) -> str:
 def _cell(value, column: str) -> str:
     if value is None:
         return "-"
-    return COLUMNS[column][1].format(int(value) if column == "n" else float(value))
+    return COLUMNS[column][1].format(int(value) if column in ("n", "contradictions") else float(value))
 
 
 def _line(cells: list[str], widths: list[int]) -> str:

@@ -8,6 +8,9 @@ expansion task, also has ROUGE-L below `FAIL_ROUGE_L`. Each failure gets every t
 - `empty`: nothing but whitespace
 - `wrong_format`: eval.extract is set and its regex found nothing in the answer
 - `off_topic`: almost no word overlap with the reference (off-topic or hallucinated)
+- `contradicts_reference`: states a fact of the same kind as the reference's but another value ("nine
+  countries" for "seven countries"); added by `tunesmith.evaluate.knowledge`, even to an answer whose
+  overlap would pass, since resemblance does not make a wrong fact right
 - `wrong_answer`: none of the above: a fluent, on-topic answer that is still wrong
 """
 
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import re
 
-TAGS = ("no_stop", "repetition", "empty", "wrong_format", "off_topic", "wrong_answer")
+CONTRADICTS = "contradicts_reference"
+TAGS = ("no_stop", "repetition", "empty", "wrong_format", "off_topic", CONTRADICTS, "wrong_answer")
 FAIL_ROUGE_L = 0.5
 OFF_TOPIC_F1 = 0.1
 _LOOP = re.compile(r"(.{1,40}?)\1{3,}", re.DOTALL)  # a phrase followed by 3+ copies of itself

@@ -53,8 +53,12 @@ def metrics_chart(metrics: dict, lead: list[str]) -> bytes | None:
     return _png(fig)
 
 
+GENERATION_KEYS = {"eval_rouge_l": "ROUGE-L of answers", "eval_token_f1": "F1 of answers"}  # train.eval_generate
+
+
 def loss_chart(train_log: list[dict]) -> bytes | None:
-    """Training loss per step, and eval loss where it was measured."""
+    """Training loss per step, eval loss where it was measured, and (right axis) the task metric of
+    answers generated during training (train.eval_generate)."""
     train = [(r["step"], r["loss"]) for r in train_log if _number(r.get("step")) and _number(r.get("loss"))]
     evals = [(r["step"], r["eval_loss"]) for r in train_log if _number(r.get("step")) and _number(r.get("eval_loss"))]
     if not train and not evals:
@@ -66,8 +70,18 @@ def loss_chart(train_log: list[dict]) -> bytes | None:
         ax.plot(*zip(*evals, strict=True), color=COLORS["few_shot"], marker="o", label="eval loss", linewidth=1.5)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    handles, labels = ax.get_legend_handles_labels()
+    for key, label in GENERATION_KEYS.items():
+        points = [(r["step"], r[key]) for r in train_log if _number(r.get("step")) and _number(r.get(key))]
+        if points:
+            right = ax.twinx()
+            right.plot(*zip(*points, strict=True), color=COLORS["base"], marker="s", linestyle="--", label=label)
+            right.set_ylabel(label)
+            right.set_ylim(0, 1)
+            more = right.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=8, frameon=False)
+    ax.spines[["top"]].set_visible(False)
     return _png(fig)
 
 

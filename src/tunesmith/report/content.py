@@ -8,6 +8,7 @@ from tunesmith.evaluate.analysis import Difference, count_changes, differences, 
 from tunesmith.evaluate.tags import TAGS
 from tunesmith.report.charts import LABELS
 from tunesmith.report.collect import ReportData
+from tunesmith.report.knowledge import KNOWLEDGE_METRICS
 
 MODELS = ("base", "few_shot", "tuned")
 METRICS = {  # name -> (label, decimals, higher is better, per-example: has a bootstrap interval)
@@ -20,8 +21,9 @@ METRICS = {  # name -> (label, decimals, higher is better, per-example: has a bo
     "corpus_bleu": ("BLEU (corpus)", 1, True, False),
     "perplexity": ("perplexity of the reference", 2, False, True),
     "extract_failed": ("extraction failed (share)", 3, False, True),
-    "choice_accuracy": ("multiple choice accuracy", 3, True, False),
-    "choice_accuracy_norm": ("multiple choice accuracy (length-normalised)", 3, True, False),
+    "choice_accuracy": ("multiple choice accuracy (acc)", 3, True, False),
+    "choice_accuracy_norm": ("multiple choice accuracy, length-normalised (acc_norm)", 3, True, False),
+    **KNOWLEDGE_METRICS,
 }
 TEXT_LIMIT = 400
 

@@ -22,6 +22,7 @@ from tunesmith.report.content import (
     tag_rows,
     verdict,
 )
+from tunesmith.report.knowledge import forgetting_line, judge_line, knowledge_verdict
 
 CHART_DIR = "report_files"  # beside report.md, which links the PNGs (report.html embeds them)
 
@@ -47,13 +48,16 @@ def context(data: ReportData, chart_list: list[dict]) -> dict:
     models = models_in(data)
     return {
         "name": data.run.root.name,
-        "model": data.config.get("model", "?"),
+        "model": data.config.get("model") or data.info.get("model", "?"),
         "generated": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "task_type": data.task_type,
         "task_reason": data.task_reason or "from eval/metrics.json",
         "lead": data.lead,
         "n": max((int(m.get("n") or 0) for m in data.metrics.values()), default=0),
         "verdict": verdict(data, diffs),
+        "knowledge_verdict": knowledge_verdict(data, diffs),
+        "forgetting": forgetting_line(data),
+        "judge": judge_line(data),
         "models": models,
         "labels": {m: model_label(m) for m in models},
         "metric_rows": metric_rows(data, diffs),

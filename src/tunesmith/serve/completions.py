@@ -17,6 +17,7 @@ from tunesmith.data.tokenize import encode_prompt
 from tunesmith.engine import Sequence, context_length
 from tunesmith.engine.worker import Engine, EngineBusy, Job
 from tunesmith.errors import TunesmithError
+from tunesmith.evaluate.prompt_logprobs import scored_choices, scored_request_problem
 from tunesmith.loading import LoadedModel
 from tunesmith.serve.errors import APIError, bad_request
 from tunesmith.serve.schemas import ChatRequest, CompletionRequest, Limits, Request
@@ -39,6 +40,8 @@ class Completions:
         if len(prompts) > self.limits.max_prompts:
             raise bad_request(f"at most {self.limits.max_prompts} prompts per request", param="prompt")
         ids = await run_in_threadpool(lambda: [self._prompt_ids(p) for p in prompts])
+        if req.echo or req.logprobs is not None or req.max_tokens == 0:
+            return await self._scored(req, ids)
         max_tokens = req.max_tokens or min(16, self.limits.max_tokens)  # OpenAI's default for completions
         return await self._respond(req, ids, max_tokens, req.stop_strings(), chat=False, disconnected=disconnected)
 
@@ -56,6 +59,24 @@ class Completions:
         max_tokens = req.requested_max_tokens() or min(self.limits.default_max_tokens, self.limits.max_tokens)
         stops = tuple(dict.fromkeys(template.stop_strings + req.stop_strings()))
         return await self._respond(req, [ids], max_tokens, stops, chat=True, disconnected=disconnected)
+
+    async def _scored(self, req: CompletionRequest, prompts: list[list[int]]) -> Response:
+        """echo / logprobs (lm-evaluation-harness's log-likelihood requests): prompt token logprobs and up to
+        MAX_TOKENS greedy tokens, computed by `tunesmith.evaluate.prompt_logprobs` beside the engine."""
+        max_tokens = 16 if req.max_tokens is None else req.max_tokens
+        problem = scored_request_problem(req.stream, req.n, req.temperature, max_tokens, req.echo)
+        if problem:
+            raise bad_request(problem[1], param=problem[0], code="unsupported")
+        if any(len(ids) + max_tokens > self.context for ids in prompts):
+            raise bad_request(f"prompt + max_tokens exceed this model's context of {self.context} tokens",
+                              param="prompt", code="context_length_exceeded")
+        choices = await run_in_threadpool(scored_choices, self.loaded.model, self.loaded.tokenizer, prompts,
+                                          logprobs=req.logprobs, max_tokens=max_tokens, echo=req.echo)
+        reply = Reply(self.name, False, sum(len(ids) for ids in prompts)).full(
+            [c["text"] for c in choices], [c["finish_reason"] for c in choices], max_tokens * len(prompts))
+        for choice, scored in zip(reply["choices"], choices, strict=True):
+            choice["logprobs"] = scored["logprobs"]
+        return JSONResponse(reply)
 
     # ------------------------------------------------------------------ shared
 

@@ -75,8 +75,9 @@ class StreamOptions(BaseModel):
 
 class CompletionRequest(Request):
     prompt: str | list[str] | list[int] | list[list[int]]
+    max_tokens: int | None = Field(None, ge=0)  # 0 with echo: score the prompt only
     echo: bool = False
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=20)
     best_of: int | None = None
     suffix: str | None = None
 
@@ -97,10 +98,6 @@ class CompletionRequest(Request):
         return list(prompt)
 
     def unsupported(self) -> str | None:
-        if self.echo:
-            return "echo"
-        if self.logprobs is not None:
-            return "logprobs"
         if self.best_of not in (None, 1, self.n):
             return "best_of"
         return "suffix" if self.suffix else super().unsupported()

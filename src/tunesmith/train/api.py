@@ -23,6 +23,7 @@ from tunesmith.train import checkpoint as ckpt
 from tunesmith.train import methods, provenance, start
 from tunesmith.train.batching import TrainData
 from tunesmith.train.distributed import Cluster
+from tunesmith.train.evaluation import GenerationProbe, generation_probe
 from tunesmith.train.hardware import check_method, resolve_precision
 from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
@@ -114,6 +115,7 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
         fingerprint=provenance.resume_fingerprint(config, run),
         cluster=cluster,
         compiled=plan.compiled,
+        probe=_probe(config, prepared, tokenizer),
     )
     output = run.adapter if settings.method in ("lora", "qlora") else run.model
     trained = [p for p in model.parameters() if p.requires_grad] if output == run.adapter else model.parameters()
@@ -136,6 +138,15 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
         run.train_log,
         result.eval_loss,
     )
+
+
+def _probe(config: Config, prepared, tokenizer) -> GenerationProbe | None:
+    """train.eval_generate test examples answered at each evaluation, scored with the task's metric."""
+    if not config.train.eval_generate:
+        return None
+    return generation_probe(prepared.test, prepared.template, tokenizer, size=config.train.eval_generate,
+                            task_type=config.eval.task_type, extract=config.eval.extract,
+                            max_new_tokens=config.eval.max_new_tokens, batch_size=config.eval.batch_size)  # fmt: skip
 
 
 def _prepared(config: Config, cluster: Cluster):

@@ -1,8 +1,10 @@
-"""Eval loss on the held-out split: the same objective as training, no gradients, no dropout."""
+"""During training: eval loss on the held-out split (the same objective as training, no gradients, no
+dropout), and optionally the task metric of answers generated for a few test examples."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -37,3 +39,48 @@ def eval_loss(
 
 def _masked(row: dict) -> dict:
     return {**row, "labels": [IGNORE_INDEX] * len(row["labels"])}
+
+
+@dataclass
+class GenerationProbe:
+    """A fixed handful of test examples answered by the model being trained, scored with the task's metric
+    (ROUGE-L for long answers, token F1 for short ones): a "does it answer better" curve beside eval loss."""
+
+    prompts: list[list[int]]
+    references: list[str]
+    metric: str  # a per-example score of tunesmith.evaluate.metrics.score_example
+    tokenizer: object
+    stop_strings: tuple[str, ...]
+    max_new_tokens: int
+    batch_size: int
+    extract: str | None = None
+
+    def __call__(self, model: nn.Module) -> float:
+        """The mean metric of the model's greedy answers (layers run eagerly: compiled ones would recompile)."""
+        from tunesmith.evaluate.generate import generate
+        from tunesmith.evaluate.metrics import score_example
+
+        with torch.compiler.set_stance("force_eager"):
+            answers = generate(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
+                               batch_size=self.batch_size, stop_strings=self.stop_strings)  # fmt: skip
+        pairs = zip(answers, self.references, strict=True)
+        return sum(score_example(a.text, ref, self.extract)[self.metric] for a, ref in pairs) / len(self.references)
+
+
+def generation_probe(test_rows, template, tokenizer, *, size: int, task_type: str, extract: str | None,
+                     max_new_tokens: int, batch_size: int) -> GenerationProbe | None:
+    """A probe on the first `size` question/answer examples of the test split; None without any."""
+    from tunesmith.data.tokenize import encode_prompt
+    from tunesmith.errors import TunesmithError
+    from tunesmith.evaluate.examples import detect_task, examples_from_rows
+
+    try:
+        examples = examples_from_rows(test_rows, size)
+    except TunesmithError:
+        return None  # plain text: nothing to answer
+    task = detect_task(examples, task_type, extract)
+    prompts = [encode_prompt(tokenizer, template, e.messages, e.input_text) for e in examples]
+    metric = "token_f1" if task.type == "extraction" else "rouge_l"
+    references = [e.reference for e in examples]
+    return GenerationProbe(prompts, references, metric, tokenizer, template.stop_strings, max_new_tokens, batch_size,
+                           extract)  # fmt: skip

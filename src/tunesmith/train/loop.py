@@ -21,7 +21,7 @@ from tunesmith.train import checkpoint as ckpt
 from tunesmith.train.attention import use_attention
 from tunesmith.train.batching import Batch, StepPlan, TrainData, collate, split_step
 from tunesmith.train.distributed import Cluster
-from tunesmith.train.evaluation import eval_loss
+from tunesmith.train.evaluation import GenerationProbe, eval_loss
 from tunesmith.train.hardware import DTYPES, Precision
 from tunesmith.train.methods import causal_lm
 from tunesmith.train.objective import Objective
@@ -64,9 +64,11 @@ def fit(
     fingerprint: dict[str, Any] | None = None,
     cluster: Cluster | None = None,
     compiled: bool = False,
+    probe: GenerationProbe | None = None,
 ) -> FitResult:
     """Train `model` (adapters attached, or all weights trainable) on `train_rows`; checkpoints in run_dir.
-    `compiled`: the layers were compiled (methods.compile_layers); the loss then compiles its kernel too."""
+    `compiled`: the layers were compiled (methods.compile_layers); the loss then compiles its kernel too.
+    `probe`: answers a few test examples at each evaluation (train.eval_generate), logged as eval_<metric>."""
     cluster = cluster or Cluster.create(fsdp=settings.fsdp)
     data = train_rows if isinstance(train_rows, TrainData) else TrainData.from_rows(train_rows)
     eval_data = TrainData.from_rows(eval_rows) if eval_rows is not None and len(eval_rows) else None
@@ -171,7 +173,7 @@ def fit(
             bar.advance(state.step, record)
             if eval_data and settings.eval_every and state.step % settings.eval_every == 0:
                 result.eval_loss = _evaluate(
-                    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar
+                    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe
                 )
             if state.step % settings.save_every == 0 or state.step == total or state.stopped_early:
                 save_checkpoint(
@@ -180,7 +182,7 @@ def fit(
 
     if eval_data and (result.eval_loss is None or not settings.eval_every or state.step % settings.eval_every):
         result.eval_loss = _evaluate(
-            objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar
+            objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe
         )
     trackers.close()
     if settings.keep_best and state.best_step is not None:
@@ -192,14 +194,19 @@ def fit(
     return result
 
 
-def _evaluate(objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar) -> float:
-    """Eval loss now; track the best for early stopping and keep_best."""
+def _evaluate(
+    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe=None
+) -> float:
+    """Eval loss (and the probe's metric) now; track the best for early stopping and keep_best."""
     objective.eval()
     value = eval_loss(objective, eval_data.rows, settings.batch_size * 2, pad_id, cluster, autocast)
+    generated = _probe(objective, probe, cluster, autocast) if probe is not None else None
     objective.train()
-    improved = state.best_eval_loss is None or value < state.best_eval_loss
+    # the tracked value is lower-is-better: eval loss, or minus the generation metric (train.best_metric)
+    tracked = -generated if settings.best_metric == "generation" and generated is not None else value
+    improved = state.best_eval_loss is None or tracked < state.best_eval_loss
     if improved:
-        state.best_eval_loss, state.best_step, state.evals_without_improvement = value, state.step, 0
+        state.best_eval_loss, state.best_step, state.evals_without_improvement = tracked, state.step, 0
         if settings.keep_best:
             save_best(folder, objective, cluster)
     else:
@@ -207,8 +214,21 @@ def _evaluate(objective, eval_data, settings, state, pad_id, cluster, autocast, 
         patience = settings.early_stopping_patience
         state.stopped_early = patience is not None and state.evals_without_improvement >= patience
     record = {"step": state.step, "epoch": None, "eval_loss": value}
+    if generated is not None:
+        record[f"eval_{probe.metric}"] = generated
     if cluster.is_main:
         log.append(record)
         trackers.log(record)
-    bar.print(f"step {state.step}: eval loss {value:.4f}" + (" (best)" if improved else ""))
+    shown = f", {probe.metric} {generated:.3f} on {len(probe.prompts)} answers" if generated is not None else ""
+    bar.print(f"step {state.step}: eval loss {value:.4f}{shown}" + (" (best)" if improved else ""))
     return value
+
+
+def _probe(objective, probe: GenerationProbe, cluster, autocast) -> float | None:
+    """The probe's metric on the model as it is now (one process only: generation is not sharded)."""
+    if cluster.world > 1:
+        return None
+    inner = cluster.unwrap(objective)
+    use_attention(causal_lm(inner.model), inner.loaded_attention)  # the objective sets its own again next step
+    with autocast:
+        return probe(inner.model)

@@ -1,0 +1,25 @@
+"""Common English function words: never a fact, never a unit, never a name on their own."""
+
+STOPWORDS = frozenset({
+    "a", "able", "about", "above", "across", "after", "again", "against", "all", "already", "also", "always", "am",
+    "an", "and", "another", "any", "anything", "are", "aren't", "around", "as", "at", "away", "back", "be",
+    "because", "been", "before", "being", "below", "best", "better", "between", "both", "but", "by", "can",
+    "can't", "cannot", "come", "comes", "could", "couldn't", "did", "didn't", "do", "does", "doesn't", "doing",
+    "don't", "down", "during", "each", "either", "else", "even", "ever", "every", "everything", "few", "first",
+    "for", "from", "further", "get", "gets", "give", "go", "goes", "going", "good", "got", "great", "had",
+    "hadn't", "has", "hasn't", "have", "haven't", "having", "he", "hello", "help", "her", "here", "hers",
+    "herself", "hi", "him", "himself", "his", "how", "however", "i", "if", "in", "include", "included", "includes",
+    "including", "into", "is", "isn't", "it", "it's", "its", "itself", "just", "keep", "know", "last", "least",
+    "less", "let", "let's", "like", "lot", "make", "makes", "many", "may", "me", "might", "more", "most", "much",
+    "must", "mustn't", "my", "myself", "need", "needs", "neither", "never", "new", "next", "no", "nor", "not",
+    "nothing", "now", "of", "off", "often", "okay", "on", "once", "one", "ones", "only", "onto", "or", "other",
+    "our", "ours", "ourselves", "out", "over", "own", "per", "please", "rather", "really", "same", "shall", "she",
+    "should", "shouldn't", "since", "so", "some", "still", "such", "sure", "take", "takes", "tell", "than",
+    "thank", "thanks", "that", "that's", "the", "their", "theirs", "them", "themselves", "then", "there",
+    "there's", "these", "they", "they're", "thing", "things", "think", "this", "those", "though", "through",
+    "thus", "to", "too", "try", "under", "until", "up", "upon", "us", "use", "used", "using", "very", "via",
+    "want", "was", "wasn't", "way", "we", "we're", "we've", "well", "were", "weren't", "what", "what's",
+    "whatever", "when", "where", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with",
+    "within", "without", "won't", "would", "wouldn't", "yes", "yet", "you", "you'd", "you'll", "you're", "you've",
+    "your", "yours", "yourself", "yourselves",
+})  # fmt: skip
