@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tunesmith.errors import TunesmithError
 from tunesmith.train.loss import IGNORE_INDEX
 
 GROUP_BATCHES = 64  # batches sorted together: large enough to cut padding, small enough to stay random
@@ -158,9 +159,18 @@ class TrainData:
     targets: list[int]
 
     @classmethod
-    def from_rows(cls, rows) -> TrainData:
-        wanted = ("input_ids", "labels", "position_ids", *PREFERENCE_COLUMNS)
-        columns = [c for c in wanted if c in _columns(rows)]
+    def from_rows(cls, rows, pairs: bool | None = None) -> TrainData:
+        """pairs: True needs preference rows, False keeps only their chosen side (SFT on chosen), None takes
+        what is there."""
+        present = _columns(rows)
+        if pairs and PREFERENCE_COLUMNS[0] not in present:
+            raise TunesmithError(
+                "train.objective: a preference objective needs {prompt, chosen, rejected} rows, and this data has "
+                "none; set data.path to preference data (`tunesmith pairs RUN_DIR` makes some from an evaluated "
+                "run) or train.objective: sft"
+            )
+        wanted = ("input_ids", "labels", "position_ids", *(PREFERENCE_COLUMNS if pairs is not False else ()))
+        columns = [c for c in wanted if c in present]
         plain = rows.select_columns(columns).to_list() if hasattr(rows, "select_columns") else list(rows)
         return cls(plain, [row_length(r) for r in plain], [target_count(r) for r in plain])
 

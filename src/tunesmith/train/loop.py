@@ -69,8 +69,9 @@ def fit(
     """Train `model` (adapters attached, or all weights trainable) on `train_rows`; checkpoints in run_dir.
     `compiled`: the layers were compiled (methods.compile_layers); the loss then compiles its kernel too."""
     cluster = cluster or Cluster.create(fsdp=settings.fsdp)
-    data = train_rows if isinstance(train_rows, TrainData) else TrainData.from_rows(train_rows)
-    eval_data = TrainData.from_rows(eval_rows) if eval_rows is not None and len(eval_rows) else None
+    pairs = settings.objective != "sft"
+    data = train_rows if isinstance(train_rows, TrainData) else TrainData.from_rows(train_rows, pairs)
+    eval_data = TrainData.from_rows(eval_rows, pairs) if eval_rows is not None and len(eval_rows) else None
     step_batch = settings.batch_size * cluster.world
     plan = StepPlan(data, step_batch, settings.seed, cluster.world)
     total = total_steps(settings, plan.steps_per_epoch)
