@@ -25,6 +25,7 @@ from tunesmith.evaluate.examples import EvalExample, Task, detect_task, examples
 from tunesmith.evaluate.fewshot import ShotIndex
 from tunesmith.evaluate.model_eval import EvalSettings, run_model
 from tunesmith.evaluate.outputs import write_jsonl, write_outputs
+from tunesmith.evaluate.preference import pair_margins, pair_rows, preference_metrics
 from tunesmith.evaluate.progress import Progress
 from tunesmith.evaluate.setup import load_model_for_eval, maybe_similarity
 from tunesmith.runs import RunDir
@@ -41,6 +42,7 @@ class Job:
     plan: dict[str, EvalSettings]  # model name -> settings, in MODELS order
     choices: list[ChoiceRow] | None
     similarity: object | None  # a SemanticSimilarity, or None
+    pairs: list[dict] | None = None  # preference test pairs (token rows), scored by log-likelihood
 
 
 def load_prepared(config: Config):
@@ -84,7 +86,8 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
         bar.note(f"task: {task.type} ({task.reason})")
         for name, reason in skipped.items():
             bar.note(f"{name} skipped: {reason}")
-        job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity))
+        pairs = pair_rows(prepared.test, config.eval.max_examples)
+        job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity), pairs)
         results, device = _run(config, run, job, bar)
     info = _info(config, task, examples, skipped, started, device)
     write_outputs(run, results, info, keep_previous=keep_previous)
@@ -113,6 +116,7 @@ def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> tuple[dict, st
     """Run each planned model; the base model is loaded once for both base and few_shot."""
     results: dict[str, tuple[list[dict], dict]] = {}
     device = "none"
+    margins: dict[str, object] = {}
     for base_only, group in ((True, ("base", "few_shot")), (False, ("tuned",))):
         names = [name for name in group if name in job.plan]
         if not names:
@@ -132,6 +136,11 @@ def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> tuple[dict, st
             if job.choices and name != "few_shot":
                 path = run.eval / f"choices_{name}.jsonl"
                 _score_choices(results[name][1], loaded, job, config.eval.batch_size, path)
+            if job.pairs and name != "few_shot":
+                margins[name] = pair_margins(loaded.model, job.pairs, loaded.tokenizer.pad_token_id,
+                                             config.eval.batch_size)
+                base = margins.get("base") if name == "tuned" else None
+                results[name][1].update(preference_metrics(margins[name], base))
         del loaded
         gc.collect()
     return {name: results[name] for name in MODELS if name in results}, device

@@ -13,6 +13,7 @@ COLUMNS = {  # metric -> (header, format)
     "bleu": ("BLEU", "{:.1f}"),
     "perplexity": ("ppl", "{:.2f}"),
     "choice_accuracy_norm": ("MC acc", "{:.3f}"),
+    "preference_accuracy": ("pref acc", "{:.3f}"),
     "n": ("n", "{:d}"),
 }
 ROW_NAMES = {"base": "base (zero-shot)", "few_shot": "base (few-shot)", "tuned": "fine-tuned"}
