@@ -24,6 +24,7 @@ from tunesmith.train.distributed import Cluster
 from tunesmith.train.evaluation import eval_loss
 from tunesmith.train.hardware import DTYPES, Precision
 from tunesmith.train.methods import causal_lm
+from tunesmith.train.neftune import add_neftune
 from tunesmith.train.objective import make_objective
 from tunesmith.train.observe import ProgressBar, Trackers, TrainLog
 from tunesmith.train.preference import PreferenceObjective, attach_reference, objective_needs_reference, stats_record
@@ -82,6 +83,7 @@ def fit(
     if settings.objective != "sft":
         fingerprint["objective"] = settings.objective
 
+    noise = add_neftune(model, settings.neftune_alpha) if settings.neftune_alpha else None
     objective = make_objective(model, settings, cluster.device.type, compiled)
     preference = isinstance(objective, PreferenceObjective)
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -199,6 +201,8 @@ def fit(
     result.tokens_per_s = sum(result.step_tokens[timed]) / max(1e-9, sum(result.step_times[timed]))
     result.steps, result.wrapped = state.step, objective
     use_attention(causal_lm(model), cluster.unwrap(objective).loaded_attention)  # as loaded, for later use
+    if noise is not None:
+        noise.remove()
     return result
 
 

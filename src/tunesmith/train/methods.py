@@ -74,6 +74,8 @@ def add_lora(model: nn.Module, lora: LoraConfig, seed: int, autocast: bool = Fal
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
+        use_dora=lora.use_dora,
+        use_rslora=lora.use_rslora,
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)
