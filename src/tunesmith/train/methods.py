@@ -112,7 +112,7 @@ def _load_4bit(path: Path, precision: Precision, attention: str, trust_remote_co
             use_safetensors=True,
             attn_implementation=attention,
             trust_remote_code=trust_remote_code,
-            device_map={"": torch.cuda.current_device()},
+            device_map={"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"},
         )
     except Exception as err:  # noqa: BLE001 - any failure here is the user's model or setup
         raise TunesmithError(f"model: cannot load {path} in 4 bits for qlora ({type(err).__name__}: {err})") from None
