@@ -52,6 +52,7 @@ class ResourcePlan:
             checkpointing=self.checkpointing if checkpointing is None else checkpointing,
             device=self.device,
             compiled=self.compiled,
+            reference_forward=self.settings.objective == "dpo" and self.settings.method != "full",
         )
 
     def choose_checkpointing(self, model) -> bool:
