@@ -39,9 +39,9 @@ def test_bad_config_is_one_line_and_nonzero(tmp_path):
 def test_bad_override_value_is_one_line_and_nonzero(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("model: x\n")
-    result = tunesmith("train", str(config), "--set", "train.method=dora")
+    result = tunesmith("train", str(config), "--set", "train.method=adalora")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "train.method" in result.stderr and "'dora'" in result.stderr
+    assert "train.method" in result.stderr and "'adalora'" in result.stderr
 
 
 def test_missing_model_is_one_line_and_nonzero(tmp_path):

@@ -1,6 +1,7 @@
 """`tunesmith.train(config)` end to end on a tiny model folder: what lands in the run directory."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -99,9 +100,9 @@ def test_resume_flags_and_settings(tmp_path):
         _should_resume("always", None, empty)
 
 
-def test_qlora_on_a_cpu_says_it_needs_a_gpu_and_suggests_lora(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(TunesmithError, match="qlora needs a CUDA GPU.*train.method: lora"):
+def test_qlora_without_bitsandbytes_says_how_to_install_it_and_suggests_lora(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails
+    with pytest.raises(TunesmithError, match=r"qlora needs bitsandbytes.*tunesmith\[qlora\].*train.method: lora"):
         check_method("qlora")
 
 
@@ -127,3 +128,15 @@ def test_self_supervised_text_data_trains_through_the_same_entry_point(tmp_path,
     result = train(_config(tmp_path, tiny_model_dir, data, "data.format=text"), progress=False)
     losses = [r["loss"] for r in map(json.loads, result.log_path.read_text().splitlines()) if "loss" in r]
     assert result.steps == 4 and losses[-1] < losses[0]
+
+
+def test_qlora_trains_a_few_steps_on_4bit_weights(tmp_path, tiny_model_dir, qa_file):
+    pytest.importorskip("bitsandbytes")  # the `qlora` extra (in `dev` too)
+    config = _config(tmp_path, tiny_model_dir, qa_file, "train.method=qlora", "train.max_steps=6",
+                     "train.learning_rate=0.01", "train.compile=false")
+    result = train(config, progress=False)
+    losses = [r["loss"] for r in map(json.loads, result.log_path.read_text().splitlines()) if "loss" in r]
+    assert result.output_dir == tmp_path / "run" / "adapter" and len(losses) == 6
+    assert losses[-1] < losses[0]
+    adapter = load_file(result.output_dir / "adapter_model.safetensors")
+    assert adapter and all("lora_" in name for name in adapter)

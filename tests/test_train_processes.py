@@ -129,3 +129,30 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     # same rows per step and the loss normalised by the global count of trained tokens: equal up to
     # the order of floating-point sums (all-reduce vs one batch); stated tolerance 1e-4 relative
     assert double == pytest.approx(single, rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_dpo_on_two_gloo_processes_matches_one_process(tmp_path, tiny_model_dir, method):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"What is {i % 10} plus {i % 7}?", "chosen": f"It is {i % 10 + i % 7}.",
+             "rejected": f"Maybe {i % 10 + i % 7 + 1 + i % 3}!"} for i in range(40)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = {"max_steps": 4, "save_every": 100, "precision": "fp32", "objective": "dpo", "method": method,
+              "learning_rate": 1e-3, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}}
+    one = _config_file(tmp_path, "one", tiny_model_dir, pairs, batch_size=8, **common)
+    two = _config_file(tmp_path, "two", tiny_model_dir, pairs, batch_size=4, **common)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+              "-m", "tunesmith.train.ddp_entry", str(two), "--quiet"]
+    done = subprocess.run(launch, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    train(load_config(one), progress=False)
+
+    def log(name):
+        lines = (tmp_path / name / "train_log.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if "loss" in r]
+
+    single, double = log("one"), log("two")
+    assert [r["loss"] for r in double] == pytest.approx([r["loss"] for r in single], rel=1e-4)
+    # reward statistics are summed over both processes' pairs
+    assert [r["reward_margin"] for r in double] == pytest.approx([r["reward_margin"] for r in single], rel=1e-3,
+                                                                 abs=1e-6)

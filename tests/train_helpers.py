@@ -85,3 +85,22 @@ def trainable_model(method: str = "lora", precision: Precision = FP32, seed: int
         model = model.bfloat16()
     lora_config = LoraConfig(**{"r": 8, "alpha": 16, "dropout": 0.0, **lora})
     return methods.prepare_for_training(model, method, lora_config, seed=3, autocast=precision.autocast), tokenizer
+
+
+def pair_rows(tokenizer, n: int = 32, seed: int = 0) -> Dataset:
+    """Preference pairs in chatml, a style to learn: chosen "the answer is 7!", rejected "The answer is 7."
+    (or a wrong sum); prompts masked."""
+    rng = random.Random(seed)
+    template = resolve_template("chatml", tokenizer)
+    columns = {"input_ids": [], "labels": [], "rejected_input_ids": [], "rejected_labels": []}
+    for _ in range(n):
+        a, b = rng.randint(0, 9), rng.randint(0, 9)
+        wrong = (a + b + rng.randint(1, 5)) % 19
+        prompt = {"role": "user", "content": f"What is {a} plus {b}?"}
+        rejected = f"The answer is {a + b}." if rng.random() < 0.5 else f"The answer is {wrong}."
+        for side, answer in (("", f"the answer is {a + b}!"), ("rejected_", rejected)):
+            messages = [prompt, {"role": "assistant", "content": answer}]
+            ids, labels = encode_segments(tokenizer, template.segments(messages))
+            columns[f"{side}input_ids"].append(ids)
+            columns[f"{side}labels"].append(labels)
+    return Dataset.from_dict(columns)

@@ -205,6 +205,22 @@ def score(
 
 
 @app.command()
+def pairs(
+    run_dir: Annotated[Path, typer.Argument(help="An evaluated run directory (after compare or eval).")],
+    model: Annotated[list[str] | None, typer.Option(help="Whose wrong answers to use (repeatable).")] = None,
+    metric: Annotated[str | None, typer.Option(help="Score that decides wrong; default: the task's lead.")] = None,
+    below: Annotated[float, typer.Option(help="An answer scoring under this is wrong.")] = 0.5,
+    out: Annotated[Path | None, typer.Option(help="Where to write the JSONL (default RUN_DIR/pairs.jsonl).")] = None,
+) -> None:
+    """Preference pairs from the run's mistakes: {prompt, chosen: reference, rejected: the model's answer}."""
+    from tunesmith.evaluate.pairs import make_pairs
+
+    result = make_pairs(run_dir, tuple(model or ["tuned"]), metric, below, out)
+    print(f"{result.written} pairs from {result.considered} answers ({result.metric} < {result.below}): {result.path}")
+    print(f"next: tunesmith train CONFIG --set data.path={result.path} --set train.objective=dpo")
+
+
+@app.command()
 def chat(
     target: TargetArg,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.7,

@@ -34,12 +34,23 @@ class LoraConfig(Section):
     target_modules: str | list[str] = Field(
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
     )
+    use_dora: bool = Field(False, description="DoRA: learn each weight's magnitude apart from its direction (peft).")
+    use_rslora: bool = Field(False, description="rsLoRA: scale adapters by alpha / sqrt(r) instead of alpha / r.")
+
+
+class PreferenceConfig(Section):
+    """Settings of the preference objectives (train.objective dpo, orpo or simpo)."""
+
+    beta: float = Field(0.1, gt=0, description="DPO: how strongly the policy is held to the reference model.")
+    orpo_lambda: float = Field(0.1, gt=0, description="ORPO: weight of the odds-ratio term beside the SFT loss.")
+    simpo_beta: float = Field(2.0, gt=0, description="SimPO: scale of the length-normalised reward.")
+    simpo_gamma: float = Field(1.0, ge=0, description="SimPO: target reward margin between chosen and rejected.")
 
 
 class DataConfig(Section):
     path: str = Field("examples/lumen_faq.jsonl", description="Training data: a file or a folder.")
     test_path: str | None = Field(None, description="Separate test data; if set, test_size is ignored.")
-    format: Literal["auto", "qa", "alpaca", "prompt_completion", "messages", "text"] = Field(
+    format: Literal["auto", "qa", "alpaca", "prompt_completion", "messages", "text", "preference"] = Field(
         "auto", description="Row shape; 'auto' guesses from the columns and says what it chose."
     )
     fields: dict[str, str] = Field(
@@ -84,6 +95,14 @@ class DataConfig(Section):
 
 class TrainConfig(Section):
     method: Literal["lora", "full", "qlora"] = Field("lora", description="Fine-tuning method.")
+    objective: Literal["sft", "dpo", "orpo", "simpo"] = Field(
+        "sft", description="sft: next-token loss on responses; dpo, orpo, simpo: preference tuning on "
+        "{prompt, chosen, rejected} rows."
+    )
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    neftune_alpha: float | None = Field(
+        None, gt=0, description="NEFTune: uniform noise of this scale on input embeddings while training (e.g. 5)."
+    )
     epochs: float = Field(3, gt=0, description="Passes over the training split.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     batch_size: int = Field(8, ge=1, description="Examples per optimizer step, per device.")

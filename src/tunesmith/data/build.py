@@ -14,6 +14,7 @@ import numpy as np
 
 from tunesmith.config import DataConfig
 from tunesmith.data import checks as ck
+from tunesmith.data import preference
 from tunesmith.data.answer_length import auto_max_new_tokens
 from tunesmith.data.dedup import duplicate_count, find_leakage, prompt_keys, prompt_text
 from tunesmith.data.load import LoadResult, load_rows
@@ -47,9 +48,10 @@ class Part:
     dataset: object
     indices: np.ndarray
 
-    def numbers(self) -> dict[str, np.ndarray]:
+    def numbers(self, pairs: bool = False) -> dict[str, np.ndarray]:
         table = self.dataset.data
-        out = {name: table.column(name).to_numpy()[self.indices] for name in NUMBERS}
+        names = NUMBERS + (preference.NUMBERS if pairs else [])
+        out = {name: table.column(name).to_numpy()[self.indices] for name in names}
         flat = table.column("minhash").combine_chunks().flatten().to_numpy()
         out["minhash"] = flat.reshape(len(table), -1)[self.indices]
         return out
@@ -76,8 +78,9 @@ class Part:
 class RowMap:
     """The batched `datasets.map` function: tokenize, flag and key every example."""
 
-    def __init__(self, encoder: Encoder):
+    def __init__(self, encoder: Encoder, pairs: bool = False):
         self.encoder = encoder
+        self.pairs = pairs  # preference rows: also tokenize the rejected side
         self.bos_id = encoder.tokenizer.bos_token_id
         self.eos_id = encoder.tokenizer.eos_token_id
         self.markers = template_markers(encoder.template, encoder.tokenizer.all_special_tokens)
@@ -112,6 +115,8 @@ class RowMap:
         out["marker"] = [-1 if "text" in e else first_marker(p, self.markers) for e, p in zip(examples, prompts,
                                                                                            strict=True)]
         out.update(prompt_keys(prompts))
+        if self.pairs:
+            out.update(preference.encode_rejected(self.encoder, examples, encoded))
         return out
 
     def _encode(self, examples: list[dict], sources: list[str]) -> list[list]:
@@ -126,7 +131,7 @@ class RowMap:
             raise err from None
 
 
-def encode_rows(rows, encoder: Encoder, num_proc: int):
+def encode_rows(rows, encoder: Encoder, num_proc: int, pairs: bool = False):
     from datasets import Features, List, Value
 
     ints = List(Value("int32"))
@@ -135,9 +140,10 @@ def encode_rows(rows, encoder: Encoder, num_proc: int):
         **{name: Value("int32") for name in NUMBERS[:5]}, **{name: Value("bool") for name in NUMBERS[5:8]},
         "exact_key": Value("int64"), "normal_key": Value("int64"), "minhash": List(Value("uint32")),
         "window": Value("int32"), "marker": Value("int32"),
+        **(_pair_features(ints, Value) if pairs else {}),
     })
     procs = max(1, min(num_proc, len(rows) // 1000))  # datasets runs even num_proc=1 in a worker: pass None
-    return rows.map(RowMap(encoder), batched=True, batch_size=500, features=features,
+    return rows.map(RowMap(encoder, pairs), batched=True, batch_size=500, features=features,
                     remove_columns=rows.column_names, num_proc=procs if procs > 1 else None,
                     new_fingerprint=f"tunesmith-encode-{id(rows)}",
                     desc="tokenizing")
@@ -150,23 +156,30 @@ def build(data: DataConfig, batch_size: int, tokenizer, work: Path, out: Path) -
     template = resolve_template(data.template, tokenizer)
     encoder = Encoder(tokenizer, template, data.max_length, data.truncation_side, data.train_on_prompt,
                       data.window_overlap)
+    pairs = loaded.chosen_format == "preference"
+    if pairs and data.packing:
+        raise TunesmithError("data.packing: preference pairs cannot be packed; set data.packing: false")
     rows_loaded = len(loaded.rows)
-    encoded = encode_rows(loaded.rows, encoder, data.num_proc)
+    encoded = encode_rows(loaded.rows, encoder, data.num_proc, pairs)
     loaded.rows = None  # unmap the raw rows: they are all in `encoded` now
     test_loaded = None
     if test_path:
         test_loaded = _load(data, test_path, loaded.chosen_format, work, test_split)
         rows_loaded += len(test_loaded.rows)
-        test_encoded = encode_rows(test_loaded.rows, encoder, data.num_proc)
+        test_encoded = encode_rows(test_loaded.rows, encoder, data.num_proc, pairs)
         test_loaded.rows = None
         train, test = Part(encoded, np.arange(len(encoded))), Part(test_encoded, np.arange(len(test_encoded)))
     else:
         train_idx, test_idx = split_indices(len(encoded), data.test_size, data.seed)
         train, test = Part(encoded, train_idx), Part(encoded, test_idx)
-    numbers, test_numbers = train.numbers(), test.numbers()
+    numbers, test_numbers = train.numbers(pairs), test.numbers(pairs)
     keep = (numbers["length"] > 0) & (numbers["trained_tokens"] > 0)
+    if pairs:
+        keep &= numbers["rejected_response_kept"] > 0
     leakage = find_leakage(numbers, test_numbers, train.prompts, test.prompts)
     found = _checks(data, tokenizer, template, loaded, train, numbers, leakage, test)
+    if pairs:
+        found += preference.check_pairs(numbers, train.sources)
     train_rows = save_split(train, keep, out / "train", data.max_length if data.packing else None)
     save_split(test, None, out / "test", None)
     template.save(out / TEMPLATE_FILE)
@@ -187,8 +200,10 @@ def save_split(part: Part, keep: np.ndarray | None, folder: Path, pack_to: int |
     from datasets import Features, List, Value
 
     indices = part.indices if keep is None else part.indices[keep]
-    batches = selected_batches(source_files(part.dataset), indices, OUT_COLUMNS)
-    columns = dict.fromkeys(OUT_COLUMNS[:2], List(Value("int32")))
+    pairs = preference.COLUMNS[0] in part.dataset.column_names
+    out_columns = OUT_COLUMNS + (preference.COLUMNS if pairs else [])
+    batches = selected_batches(source_files(part.dataset), indices, out_columns)
+    columns = dict.fromkeys(OUT_COLUMNS[:2] + (preference.COLUMNS if pairs else []), List(Value("int32")))
     if pack_to:
         batches = pack_stream(batches, pack_to)
         columns["position_ids"] = List(Value("int32"))
@@ -226,3 +241,10 @@ def _checks(data, tokenizer, template, loaded, train: Part, numbers, leakage, te
         ck.check_double_template(numbers["marker"], template_markers(template, tokenizer.all_special_tokens),
                                  template.name, train.sources),
     ]
+
+
+def _pair_features(ints, value) -> dict:
+    """Columns RowMap adds for preference rows (data/preference.py)."""
+    return {"rejected_input_ids": ints, "rejected_labels": ints, "rejected_response_kept": value("int32"),
+            "rejected_response_tokens": value("int32"), "same_answer": value("bool"),
+            "same_after_truncation": value("bool")}

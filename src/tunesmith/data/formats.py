@@ -22,9 +22,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "prompt_completion": ("prompt", "completion"),
     "messages": ("messages",),
     "text": ("text",),
+    "preference": ("prompt", "chosen", "rejected"),  # data/preference.py
 }
 OPTIONAL = {"qa": ("system",), "alpaca": ("input", "system"), "prompt_completion": ("system",)}
-GUESS_ORDER = ("messages", "alpaca", "prompt_completion", "qa", "text")
+GUESS_ORDER = ("preference", "messages", "alpaca", "prompt_completion", "qa", "text")
 ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant"}
 SHAREGPT_COLUMN = "conversations"  # ShareGPT's name for the messages column
 
@@ -54,6 +55,8 @@ def guess_format(columns: list[str], fields: dict[str, str]) -> tuple[str, str]:
         needed = [fields.get(name, name) for name in FIELDS[fmt]]
         if all(column in present for column in needed):
             return fmt, f"guessed from the columns {', '.join(needed)}"
+    if {fields.get(name, name) for name in ("chosen", "rejected")} <= present:
+        return "preference", "guessed from the columns chosen, rejected (whole conversations)"
     if "messages" not in fields and SHAREGPT_COLUMN in present:
         return "messages", f"guessed from the column {SHAREGPT_COLUMN} (ShareGPT)"
     raise TunesmithError(
@@ -75,6 +78,10 @@ def canonical(row: Any, fmt: str, columns: dict[str, str], system_prompt: str | 
     """One raw row -> the canonical example. Raises RowProblem."""
     if not isinstance(row, dict):
         raise RowProblem(f"expected an object with fields, got {_kind(row)}")
+    if fmt == "preference":
+        from tunesmith.data import preference
+
+        return preference.canonical(row, columns, system_prompt)
     if fmt == "text":
         return {"text": _text(row, columns, "text")}
     if fmt == "messages":

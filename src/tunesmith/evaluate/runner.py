@@ -35,6 +35,7 @@ from tunesmith.evaluate.judge import client_from_config, judge_results
 from tunesmith.evaluate.knowledge import add_knowledge
 from tunesmith.evaluate.model_eval import EvalSettings, run_model
 from tunesmith.evaluate.outputs import write_jsonl, write_outputs
+from tunesmith.evaluate.preference import pair_margins, pair_rows, preference_metrics
 from tunesmith.evaluate.progress import Progress
 from tunesmith.evaluate.setup import eval_policy, generation_info, load_model_for_eval, maybe_similarity
 from tunesmith.runs import RunDir
@@ -52,6 +53,7 @@ class Job:
     choices: list[ChoiceRow] | None
     similarity: object | None  # a SemanticSimilarity, or None
     general: list[ChoiceRow] | None = None  # the bundled general-knowledge questions (eval.forgetting)
+    pairs: list[dict] | None = None  # preference test pairs (token rows), scored by log-likelihood
 
 
 def load_prepared(config: Config):
@@ -102,7 +104,8 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
         for name, reason in skipped.items():
             bar.note(f"{name} skipped: {reason}")
         general = general_questions(config.eval.forgetting_size) if config.eval.forgetting else None
-        job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity), general)
+        pairs = pair_rows(prepared.test, config.eval.max_examples)
+        job = Job(prepared.template, examples, plan, choices, maybe_similarity(similarity), general, pairs)
         results = _run(config, run, job, bar)
     add_knowledge(results)
     info = _info(config, task, examples, skipped, started, generation, length)
@@ -134,6 +137,7 @@ def _plan(config: Config, train_rows, task: Task, models, max_new_tokens: int
 def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> dict:
     """Run each planned model; the base model is loaded once for both base and few_shot."""
     results: dict[str, tuple[list[dict], dict]] = {}
+    margins: dict[str, object] = {}
     for base_only, group in ((True, ("base", "few_shot")), (False, ("tuned",))):
         names = [name for name in group if name in job.plan]
         if not names:
@@ -158,6 +162,11 @@ def _run(config: Config, run: RunDir, job: Job, bar: Progress) -> dict:
                                        batch_size=config.eval.batch_size)  # fmt: skip
                 results[name][1].update(general_summary(result))
                 write_jsonl(result_file(run.eval, name), result["examples"])
+            if job.pairs and name != "few_shot":
+                margins[name] = pair_margins(loaded.model, job.pairs, loaded.tokenizer.pad_token_id,
+                                             config.eval.batch_size)
+                base = margins.get("base") if name == "tuned" else None
+                results[name][1].update(preference_metrics(margins[name], base))
         del loaded
         gc.collect()
     return {name: results[name] for name in MODELS if name in results}

@@ -19,6 +19,7 @@ COLUMNS = {  # metric -> (header, format)
     "choice_accuracy_norm": ("MC acc_norm", "{:.3f}"),
     "general_accuracy": ("GK acc", "{:.3f}"),
     "general_accuracy_norm": ("GK acc_norm", "{:.3f}"),
+    "preference_accuracy": ("pref acc", "{:.3f}"),
     "n": ("n", "{:d}"),
 }
 ROW_NAMES = {"base": "base (zero-shot)", "few_shot": "base (few-shot)", "tuned": "fine-tuned"}

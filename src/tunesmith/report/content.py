@@ -24,6 +24,9 @@ METRICS = {  # name -> (label, decimals, higher is better, per-example: has a bo
     "choice_accuracy": ("multiple choice accuracy (acc)", 3, True, False),
     "choice_accuracy_norm": ("multiple choice accuracy, length-normalised (acc_norm)", 3, True, False),
     **KNOWLEDGE_METRICS,
+    "preference_accuracy": ("preference accuracy (log p chosen > rejected)", 3, True, False),
+    "preference_margin": ("preference margin (log p chosen - rejected)", 2, True, False),
+    "preference_reward_accuracy": ("reward accuracy (margin grew from base)", 3, True, False),
 }
 TEXT_LIMIT = 400
 

@@ -93,7 +93,7 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
     # the model, and what this config will cost on this hardware
     model = methods.load_base(resolved.path, settings.method, precision, ATTENTION, config.trust_remote_code)
     model = methods.prepare_for_training(model, settings.method, settings.lora, settings.seed, precision.autocast)
-    data = TrainData.from_rows(prepared.train)
+    data = TrainData.from_rows(prepared.train, settings.objective != "sft")  # sft on preference data: chosen only
     plan = plan_resources(model, data, settings, precision, ATTENTION, cluster.world, cluster.rank, cluster.device.type)
     if plan.choose_checkpointing(model):
         methods.enable_checkpointing(model)

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
+from tunesmith.errors import TunesmithError
 from tunesmith.train.loss import IGNORE_INDEX
 
 GROUP_BATCHES = 64  # batches sorted together: large enough to cut padding, small enough to stay random
+PREFERENCE_COLUMNS = ("rejected_input_ids", "rejected_labels")  # beside input_ids/labels (the chosen side)
 MICRO_TOKENS = 2048  # padded tokens per forward pass at most: bounds activation memory, keeps matmuls large
 
 
@@ -78,11 +80,18 @@ class Batch:
     labels: torch.Tensor  # [B, T], IGNORE_INDEX on padding and untrained tokens
     position_ids: torch.Tensor | None  # [B, T] for packed rows (restart at 0 per example), else None
     tokens: int  # tokens that are not padding
-    targets: int  # positions whose next token is trained (the loss's denominator)
+    targets: int  # positions whose next token is trained (the loss's denominator); pairs for preference rows
+    reference: torch.Tensor | None = None  # [B] reference log-probs of preference rows (full fine-tuning DPO)
 
     def to(self, device: torch.device) -> Batch:
         pos = self.position_ids.to(device) if self.position_ids is not None else None
-        return Batch(self.input_ids.to(device), self.labels.to(device), pos, self.tokens, self.targets)
+        ref = self.reference.to(device) if self.reference is not None else None
+        return Batch(self.input_ids.to(device), self.labels.to(device), pos, self.tokens, self.targets, ref)
+
+    def inputs(self) -> tuple:
+        """The objective's arguments."""
+        extra = (self.reference,) if self.reference is not None else ()
+        return (self.input_ids, self.labels, self.position_ids, *extra)
 
 
 def collate(rows: list[dict], pad_id: int) -> Batch:
@@ -92,7 +101,10 @@ def collate(rows: list[dict], pad_id: int) -> Batch:
     pad, and pads' outputs carry no loss. Packed rows get position_ids, from which the model builds
     a block-diagonal mask; the first token of each packed example is never a target (it would be
     predicted from the previous example).
+    Preference rows (with rejected_input_ids) become 2B rows: the B chosen sides, then the B rejected.
     """
+    if PREFERENCE_COLUMNS[0] in rows[0]:
+        return _collate_pairs(rows, pad_id)
     width = max(len(r["input_ids"]) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
@@ -112,13 +124,25 @@ def collate(rows: list[dict], pad_id: int) -> Batch:
     return Batch(ids, labels, positions, tokens, targets)
 
 
+def _collate_pairs(rows: list[dict], pad_id: int) -> Batch:
+    sides = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+    sides += [{"input_ids": r["rejected_input_ids"], "labels": r["rejected_labels"]} for r in rows]
+    batch = collate(sides, pad_id)
+    batch.targets = len(rows)
+    if "ref_chosen" in rows[0]:
+        batch.reference = torch.tensor([r["ref_chosen"] for r in rows] + [r["ref_rejected"] for r in rows])
+    return batch
+
+
 def step_counts(rows: list[int], dataset_lengths: list[int], label_counts: list[int]) -> tuple[int, int]:
     """(tokens, trained targets) of a whole step batch, known to every process without communication."""
     return sum(dataset_lengths[i] for i in rows), sum(label_counts[i] for i in rows)
 
 
 def target_count(row: dict) -> int:
-    """How many positions of a row have a trained next token (what collate will count)."""
+    """How many positions of a row have a trained next token (what collate will count); 1 for a pair."""
+    if PREFERENCE_COLUMNS[0] in row:
+        return 1
     labels = row["labels"]
     positions = row.get("position_ids")
     return sum(
@@ -135,10 +159,29 @@ class TrainData:
     targets: list[int]
 
     @classmethod
-    def from_rows(cls, rows) -> TrainData:
-        columns = [c for c in ("input_ids", "labels", "position_ids") if c in _columns(rows)]
+    def from_rows(cls, rows, pairs: bool | None = None) -> TrainData:
+        """pairs: True needs preference rows, False keeps only their chosen side (SFT on chosen), None takes
+        what is there."""
+        present = _columns(rows)
+        if pairs and PREFERENCE_COLUMNS[0] not in present:
+            raise TunesmithError(
+                "train.objective: a preference objective needs {prompt, chosen, rejected} rows, and this data has "
+                "none; set data.path to preference data (`tunesmith pairs RUN_DIR` makes some from an evaluated "
+                "run) or train.objective: sft"
+            )
+        wanted = ("input_ids", "labels", "position_ids", *(PREFERENCE_COLUMNS if pairs is not False else ()))
+        columns = [c for c in wanted if c in present]
         plain = rows.select_columns(columns).to_list() if hasattr(rows, "select_columns") else list(rows)
-        return cls(plain, [len(r["input_ids"]) for r in plain], [target_count(r) for r in plain])
+        return cls(plain, [row_length(r) for r in plain], [target_count(r) for r in plain])
+
+    @property
+    def preference(self) -> bool:
+        return bool(self.rows) and PREFERENCE_COLUMNS[0] in self.rows[0]
+
+
+def row_length(row: dict) -> int:
+    """Tokens of a row; of both sides for a preference pair."""
+    return len(row["input_ids"]) + len(row.get(PREFERENCE_COLUMNS[0], ()))
 
 
 class StepPlan:

@@ -112,12 +112,14 @@ def estimate(
     checkpointing: bool,
     device: str,
     compiled: bool = False,
+    reference_forward: bool = False,
 ) -> Estimate:
+    """`reference_forward`: each step also runs a forward without gradients (DPO's reference, adapter off)."""
     memory = current_memory_bytes(device) + optimizer_bytes(trainable, total, method, precision)
     memory += activation_bytes(shape, work, method, precision, attention, lora_dropout, checkpointing)
     matmul, elementwise, busy = hardware_speeds(shape, precision.compute, device)
     matmul, elementwise = matmul * 1e9, elementwise * 1e9
-    per_token = flops_per_token(shape, work, method, trainable, checkpointing) / matmul
+    per_token = flops_per_token(shape, work, method, trainable, checkpointing, reference_forward) / matmul
     kept = kept_bytes_per_token(shape, work.largest_micro_width, method, precision, attention, lora_dropout)
     per_token += ELEMENTWISE_PASSES * shape.layers * kept * (2 if checkpointing else 1) / elementwise
     if method in ("lora", "qlora") and lora_dropout > 0:
@@ -191,8 +193,10 @@ def activation_bytes(
     return (layers + logits) * ALLOCATOR_OVERHEAD
 
 
-def flops_per_token(shape: ModelShape, work: Workload, method: str, trainable: int, checkpointing: bool) -> float:
-    """Matmul FLOPs of one trained token: forward, backward to the activations, weight gradients."""
+def flops_per_token(shape: ModelShape, work: Workload, method: str, trainable: int, checkpointing: bool,
+                    reference_forward: bool = False) -> float:
+    """Matmul FLOPs of one trained token: forward, backward to the activations, weight gradients (and a
+    second forward for DPO's reference model)."""
     body = shape.layers * shape.layer_matmul_params
     head = shape.vocab * shape.hidden * work.trained_fraction
     attention = 2 * shape.layers * work.mean_length * shape.hidden  # causal QK^T and AV, forward
@@ -205,7 +209,8 @@ def flops_per_token(shape: ModelShape, work: Workload, method: str, trainable: i
         weights = 0.0
         extra = 6 * trainable  # the adapters: forward, input grad, weight grad
     recompute = forward if checkpointing else 0.0
-    return forward + backward_inputs + weights + extra + recompute
+    reference = forward if reference_forward else 0.0
+    return forward + backward_inputs + weights + extra + recompute + reference
 
 
 def hardware_speeds(shape: ModelShape, compute: str, device: str) -> tuple[float, float, float]:

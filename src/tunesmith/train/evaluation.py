@@ -30,7 +30,7 @@ def eval_loss(
             chosen = [rows[i] for i in share] or [_masked(rows[order[start]])]
             batch = collate(chosen, pad_id).to(cluster.device)
             with autocast:
-                loss, targets = objective(batch.input_ids, batch.labels, batch.position_ids)
+                loss, targets = objective(*batch.inputs())
             loss_sum += loss.double().cpu()
             count += targets.double().cpu()
     total, n = cluster.sum(loss_sum), cluster.sum(count)

@@ -64,15 +64,13 @@ def _compute_dtype(requested: str, device: str) -> str:
 
 
 def check_method(method: str) -> None:
-    """QLoRA needs CUDA and bitsandbytes; say so plainly before anything is loaded."""
+    """QLoRA needs bitsandbytes (its 4-bit path runs on CUDA and, from 0.48, on a CPU); say so before loading."""
     if method != "qlora":
         return
-    if not torch.cuda.is_available():
-        raise TunesmithError(
-            "train.method: qlora needs a CUDA GPU (4-bit weights via bitsandbytes) and this machine has none; "
-            "use train.method: lora, which trains the same adapter on full-precision weights"
-        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise TunesmithError("train.method: qlora needs bitsandbytes: run `pip install bitsandbytes`") from None
+        raise TunesmithError(
+            "train.method: qlora needs bitsandbytes: run `pip install 'tunesmith[qlora]'` "
+            "(or use train.method: lora, which trains the same adapter on full-precision weights)"
+        ) from None

@@ -24,8 +24,10 @@ from tunesmith.train.distributed import Cluster
 from tunesmith.train.evaluation import GenerationProbe, eval_loss
 from tunesmith.train.hardware import DTYPES, Precision
 from tunesmith.train.methods import causal_lm
-from tunesmith.train.objective import Objective
+from tunesmith.train.neftune import add_neftune
+from tunesmith.train.objective import make_objective
 from tunesmith.train.observe import ProgressBar, Trackers, TrainLog
+from tunesmith.train.preference import PreferenceObjective, attach_reference, objective_needs_reference, stats_record
 from tunesmith.train.resume import Progress, restore, save_best, save_checkpoint
 from tunesmith.train.schedule import learning_rate, warmup_steps
 
@@ -70,8 +72,9 @@ def fit(
     `compiled`: the layers were compiled (methods.compile_layers); the loss then compiles its kernel too.
     `probe`: answers a few test examples at each evaluation (train.eval_generate), logged as eval_<metric>."""
     cluster = cluster or Cluster.create(fsdp=settings.fsdp)
-    data = train_rows if isinstance(train_rows, TrainData) else TrainData.from_rows(train_rows)
-    eval_data = TrainData.from_rows(eval_rows) if eval_rows is not None and len(eval_rows) else None
+    pairs = settings.objective != "sft"
+    data = train_rows if isinstance(train_rows, TrainData) else TrainData.from_rows(train_rows, pairs)
+    eval_data = TrainData.from_rows(eval_rows, pairs) if eval_rows is not None and len(eval_rows) else None
     step_batch = settings.batch_size * cluster.world
     plan = StepPlan(data, step_batch, settings.seed, cluster.world)
     total = total_steps(settings, plan.steps_per_epoch)
@@ -79,8 +82,12 @@ def fit(
     folder = run_dir / "checkpoints"
     log = TrainLog(run_dir / "train_log.jsonl")
     fingerprint = {"steps": total, "world": cluster.world, **(fingerprint or {})}
+    if settings.objective != "sft":
+        fingerprint["objective"] = settings.objective
 
-    objective = Objective(model, cluster.device.type, compiled_loss=compiled)
+    noise = add_neftune(model, settings.neftune_alpha) if settings.neftune_alpha else None
+    objective = make_objective(model, settings, cluster.device.type, compiled)
+    preference = isinstance(objective, PreferenceObjective)
     params = [p for p in objective.parameters() if p.requires_grad]
     names = ckpt.parameter_names(objective)
     # fused: one kernel for all of AdamW's element-wise math (~4x the default on a CPU, 135M weights)
@@ -98,6 +105,8 @@ def fit(
     objective, optimizer = cluster.prepare(objective, optimizer)
     scaler = torch.amp.GradScaler("cuda") if precision.compute == "fp16" and precision.autocast else None
     autocast = torch.autocast(cluster.device.type, dtype=DTYPES[precision.compute], enabled=precision.autocast)
+    if preference and objective_needs_reference(cluster.unwrap(objective)):
+        attach_reference(cluster, objective, data, eval_data, run_dir, start is not None, settings, pad_id, autocast)
     trackers = Trackers(settings.report_to if cluster.is_main else "none", run_dir, settings.model_dump(mode="json"))
     objective.train()
 
@@ -125,7 +134,7 @@ def fit(
                 batch: Batch = collate([data.rows[r] for r in micro], pad_id).to(cluster.device)
                 last = i == len(micros) - 1
                 with nullcontext() if last else cluster.no_sync(objective), autocast:
-                    loss, _ = objective(batch.input_ids, batch.labels, batch.position_ids)
+                    loss, _ = objective(*batch.inputs())
                 scaled = loss * (cluster.world / max(1, step_targets))  # DDP averages over processes
                 (scaler.scale(scaled) if scaler else scaled).backward()
                 loss_sum += loss.detach()
@@ -165,6 +174,9 @@ def fit(
                     "tokens_seen": state.tokens_seen,
                     "tokens_per_s": window_tokens / window_time,
                 }
+                if preference:  # reward accuracy, margin, chosen/rejected log-probs over the window
+                    sums = cluster.unwrap(objective).take_stats()
+                    record.update(stats_record([cluster.sum(v) for v in sums]))
                 result.final_loss = record["loss"]
                 if cluster.is_main:
                     log.append(record)
@@ -191,6 +203,8 @@ def fit(
     result.tokens_per_s = sum(result.step_tokens[timed]) / max(1e-9, sum(result.step_times[timed]))
     result.steps, result.wrapped = state.step, objective
     use_attention(causal_lm(model), cluster.unwrap(objective).loaded_attention)  # as loaded, for later use
+    if noise is not None:
+        noise.remove()
     return result
 
 
@@ -199,9 +213,16 @@ def _evaluate(
 ) -> float:
     """Eval loss (and the probe's metric) now; track the best for early stopping and keep_best."""
     objective.eval()
+    inner = cluster.unwrap(objective)
+    stats = inner.take_stats() if isinstance(inner, PreferenceObjective) else None
     value = eval_loss(objective, eval_data.rows, settings.batch_size * 2, pad_id, cluster, autocast)
     generated = _probe(objective, probe, cluster, autocast) if probe is not None else None
     objective.train()
+    extra = {}
+    if stats is not None:  # the held-out pairs' stats, apart from the training window's
+        eval_stats = inner.take_stats()
+        inner.stats += stats
+        extra = {f"eval_{k}": v for k, v in stats_record([cluster.sum(v) for v in eval_stats]).items()}
     # the tracked value is lower-is-better: eval loss, or minus the generation metric (train.best_metric)
     tracked = -generated if settings.best_metric == "generation" and generated is not None else value
     improved = state.best_eval_loss is None or tracked < state.best_eval_loss
@@ -213,7 +234,7 @@ def _evaluate(
         state.evals_without_improvement += 1
         patience = settings.early_stopping_patience
         state.stopped_early = patience is not None and state.evals_without_improvement >= patience
-    record = {"step": state.step, "epoch": None, "eval_loss": value}
+    record = {"step": state.step, "epoch": None, "eval_loss": value, **extra}
     if generated is not None:
         record[f"eval_{probe.metric}"] = generated
     if cluster.is_main:

@@ -74,6 +74,8 @@ def add_lora(model: nn.Module, lora: LoraConfig, seed: int, autocast: bool = Fal
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
+        use_dora=lora.use_dora,
+        use_rslora=lora.use_rslora,
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)
@@ -110,7 +112,7 @@ def _load_4bit(path: Path, precision: Precision, attention: str, trust_remote_co
             use_safetensors=True,
             attn_implementation=attention,
             trust_remote_code=trust_remote_code,
-            device_map={"": torch.cuda.current_device()},
+            device_map={"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"},
         )
     except Exception as err:  # noqa: BLE001 - any failure here is the user's model or setup
         raise TunesmithError(f"model: cannot load {path} in 4 bits for qlora ({type(err).__name__}: {err})") from None

@@ -54,3 +54,12 @@ def fused_head_supported(lm: nn.Module) -> bool:
     except (AttributeError, ValueError):
         return False
     return type(head) is nn.Linear and head.bias is None and not transforms
+
+
+def make_objective(model: nn.Module, settings, device: str | None = None, compiled: bool = False) -> nn.Module:
+    """The module a step calls for `settings.objective` (settings: config.TrainConfig)."""
+    if settings.objective == "sft":
+        return Objective(model, device, compiled_loss=compiled)
+    from tunesmith.train.preference import PreferenceObjective
+
+    return PreferenceObjective(model, settings.objective, settings.preference, device)

@@ -52,6 +52,7 @@ class ResourcePlan:
             checkpointing=self.checkpointing if checkpointing is None else checkpointing,
             device=self.device,
             compiled=self.compiled,
+            reference_forward=self.settings.objective == "dpo" and self.settings.method != "full",
         )
 
     def choose_checkpointing(self, model) -> bool:
@@ -68,11 +69,13 @@ class ResourcePlan:
     def choose_compile(self, model, total_steps: int) -> bool:
         """train.compile, with 'auto' = on when the time saved over the run exceeds the compile time.
 
-        Off with gradient checkpointing: recomputation under a compiled layer is not measured here."""
+        Off with gradient checkpointing (recomputation under a compiled layer is not measured here) and
+        with qlora (bitsandbytes' 4-bit kernels are not measured under torch.compile)."""
         wanted = self.settings.compile
         if wanted == "auto":
             eager = self.estimate_for(model).step_time_s
-            wanted = not self.checkpointing and total_steps * eager * (1 - COMPILED_STEP) > COMPILE_COST_S
+            pays = total_steps * eager * (1 - COMPILED_STEP) > COMPILE_COST_S
+            wanted = not self.checkpointing and self.settings.method != "qlora" and pays
         self.compiled = bool(wanted)
         return self.compiled
 
