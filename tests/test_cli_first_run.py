@@ -12,8 +12,8 @@ import pytest
 from tunesmith.cli import main
 from tunesmith.config import load_config
 from tunesmith.errors import TunesmithError
-from tunesmith.preflight import check_before_loading
 from tunesmith.runs import RunDir
+from tunesmith.train.api import preflight
 from tunesmith.train.provenance import resume_fingerprint
 
 ROWS = [{"question": f"What is code {i}?", "answer": f"Code {i} opens box {i % 7}."} for i in range(30)]
@@ -76,21 +76,26 @@ def test_export_defaults_to_the_run_directory(tmp_path, monkeypatch, capsys):
 
 
 def fake_checkpoint(config) -> None:
+    from tunesmith.data.fingerprint import fingerprint
+    from tunesmith.models import load_tokenizer, resolve_model
+
     run = RunDir(Path(config.run_dir))
     step = run.checkpoints / "step-4"
     step.mkdir(parents=True)
-    fingerprint = {"steps": 10, "world": 1, **resume_fingerprint(config, run)}
-    (step / "state.json").write_text(json.dumps({"step": 4, "fingerprint": fingerprint}))
+    data = fingerprint(config.data, load_tokenizer(resolve_model(config.model).path))["fingerprint"]
+    fingerprint_ = {"steps": 10, "world": 1, **resume_fingerprint(config, run, data)}
+    (step / "state.json").write_text(json.dumps({"step": 4, "fingerprint": fingerprint_}))
 
 
 def test_a_changed_setting_in_a_used_run_dir_fails_before_loading(tmp_path, monkeypatch):
     data = write_jsonl(tmp_path / "faq.jsonl", ROWS)
     first = load_config(data, [f"run_dir={tmp_path / 'run'}"])
     fake_checkpoint(first)
-    check_before_loading(first)  # same settings: resumes
-    check_before_loading(load_config(data, [f"run_dir={tmp_path / 'run'}", "train.log_every=1"]))  # resumable change
+    assert preflight(first).resuming  # same settings: resumes
+    resumable = load_config(data, [f"run_dir={tmp_path / 'run'}", "train.log_every=1"])
+    assert preflight(resumable).resuming  # a setting that may change on resume
     changed = load_config(data, [f"run_dir={tmp_path / 'run'}", "train.learning_rate=0.001"])
-    check_before_loading(changed, resume=False)  # --no-resume starts over
+    assert not preflight(changed, resume=False).resuming  # --no-resume starts over
 
     def no_loading(*args, **kwargs):
         raise AssertionError("prep ran before the settings were checked")
@@ -98,7 +103,7 @@ def test_a_changed_setting_in_a_used_run_dir_fails_before_loading(tmp_path, monk
     monkeypatch.setattr("tunesmith.data.prepare.prepare", no_loading)
     from tunesmith.pipeline import run
 
-    with pytest.raises(TunesmithError, match=r"train.learning_rate \(0.0002 -> 0.001\).*train.resume=never"):
+    with pytest.raises(TunesmithError, match=r"different train.learning_rate.*--overwrite"):
         run(changed)
 
 
