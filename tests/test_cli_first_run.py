@@ -11,6 +11,7 @@ import pytest
 
 from tunesmith.cli import main
 from tunesmith.config import load_config
+from tunesmith.data.fingerprint import content_digest
 from tunesmith.errors import TunesmithError
 from tunesmith.preflight import check_before_loading
 from tunesmith.runs import RunDir
@@ -77,6 +78,9 @@ def test_export_defaults_to_the_run_directory(tmp_path, monkeypatch, capsys):
 
 def fake_checkpoint(config) -> None:
     run = RunDir(Path(config.run_dir))
+    run.data.mkdir(parents=True)
+    digest = content_digest(Path(config.data.path), "data.path")
+    (run.data / "fingerprint.json").write_text(json.dumps({"fingerprint": "prepared-1", "data_file": digest}))
     step = run.checkpoints / "step-4"
     step.mkdir(parents=True)
     fingerprint = {"steps": 10, "world": 1, **resume_fingerprint(config, run)}
@@ -91,6 +95,9 @@ def test_a_changed_setting_in_a_used_run_dir_fails_before_loading(tmp_path, monk
     check_before_loading(load_config(data, [f"run_dir={tmp_path / 'run'}", "train.log_every=1"]))  # resumable change
     changed = load_config(data, [f"run_dir={tmp_path / 'run'}", "train.learning_rate=0.001"])
     check_before_loading(changed, resume=False)  # --no-resume starts over
+    write_jsonl(data, ROWS[:-1])
+    with pytest.raises(TunesmithError, match=r"other settings: data.path \(the file's contents\)"):
+        check_before_loading(first)
 
     def no_loading(*args, **kwargs):
         raise AssertionError("prep ran before the settings were checked")

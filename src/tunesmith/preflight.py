@@ -7,6 +7,7 @@ model was loaded; here the same comparison is made from the files alone.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tunesmith.config import Config
@@ -33,11 +34,27 @@ def check_before_loading(config: Config, resume: bool | None = None) -> None:
         return  # unreadable: training's own restore reports it
     now = resume_fingerprint(config, run)
     changed = sorted(k for k in (set(saved) | set(now)) - KNOWN_AT_TRAIN_TIME if saved.get(k) != now.get(k))
+    if not changed and _data_file_changed(config, run, saved.get("data.fingerprint")):
+        changed = ["data.path (the file's contents)"]
     if changed:
-        shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed[:5])
+        shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" if k in now else k for k in changed[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         raise TunesmithError(
             f"run_dir {run.root} holds a checkpoint ({latest.name}) of a run with other settings: {shown}{more}. "
             f"Use a new run directory (--set run_dir=runs/NEW), or start this one over with "
             f"--set train.resume=never"
         )
+
+
+def _data_file_changed(config: Config, run: RunDir, trained_on: str | None) -> bool:
+    """The checkpoint was trained on the prepared data there, and the data file has changed since."""
+    from tunesmith.data.fingerprint import content_digest
+
+    try:
+        stored = json.loads((run.data / "fingerprint.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if stored.get("fingerprint") != trained_on or not Path(config.data.path).exists():
+        return False
+    return stored.get("data_file") != content_digest(Path(config.data.path), "data.path")
+
