@@ -29,3 +29,14 @@ def test_the_example_config_parses_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(example_dir() / EXAMPLE_CONFIG, [f"data.path={example_dir() / 'lumen_faq.jsonl'}"])
     assert config.train.epochs == 5 and Path(config.data.path).is_file()
+
+
+def test_a_value_that_fits_no_member_of_a_union_is_one_error():
+    import pytest
+
+    from tunesmith.errors import TunesmithError
+
+    with pytest.raises(TunesmithError) as err:
+        load_config(None, ["eval.max_new_tokens=0"])
+    assert str(err.value) == ("defaults: eval.max_new_tokens: Input should be greater than or equal to 1 or 'auto', "
+                              "got 0")

@@ -230,9 +230,41 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        lines = [_describe(e) for e in err.errors()[:5]]
-        more = f" (and {err.error_count() - 5} more)" if err.error_count() > 5 else ""
-        raise TunesmithError(f"{source}: " + "; ".join(lines) + more) from None
+        lines = list(dict.fromkeys(_describe(e) for e in _merge_union_errors(err.errors())))
+        more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
+        raise TunesmithError(f"{source}: " + "; ".join(lines[:5]) + more) from None
+
+
+def _merge_union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A value that fits no member of a union (int | 'auto') gives one error per member, each with the
+    member's name appended to the field path: make it one error on the field, listing what fits."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    for error in errors:
+        loc = tuple(str(p) for p in error["loc"])
+        field_path = _field_path(loc)
+        if field_path == loc or error["type"] == "extra_forbidden":
+            merged[loc] = error
+            continue
+        first = merged.setdefault(field_path, {**error, "loc": field_path, "msg": "", "type": "union"})
+        first["msg"] += (" or " if first["msg"] else "") + error["msg"].removeprefix("Input should be ")
+    for error in merged.values():
+        if error["type"] == "union":
+            error["msg"] = "Input should be " + error["msg"]
+    return list(merged.values())
+
+
+def _field_path(loc: tuple[str, ...]) -> tuple[str, ...]:
+    """The part of a pydantic error location that names config fields (without union-member names)."""
+    model: type[BaseModel] | None = Config
+    for index, part in enumerate(loc):
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return loc[:index] if index else loc
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if model is None:
+            return loc[:index + 1]
+    return loc
 
 
 def _describe(error: dict[str, Any]) -> str:
