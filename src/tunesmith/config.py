@@ -55,7 +55,8 @@ class DataConfig(Section):
     truncation_side: Literal["left", "right"] = Field("right", description="Which end truncation cuts.")
     train_on_prompt: bool = Field(False, description="Also compute the loss on prompt tokens.")
     packing: bool = Field(False, description="Pack examples into full rows (no cross-attention).")
-    test_size: float = Field(0.1, gt=0, description="Held-out share (< 1) or count (>= 1) of examples.")
+    test_size: float = Field(0.1, gt=0, description="Held-out share (< 1) or count (>= 1) of examples "
+                             "(of documents, for raw text split into windows: a document stays on one side).")
     seed: int = Field(42, description="Seed of the train/test split.")
     on_bad_rows: Literal["auto", "error", "skip"] = Field(
         "auto",

@@ -21,7 +21,7 @@ from tunesmith.data.markers import first_marker, template_markers
 from tunesmith.data.pack import pack_stream
 from tunesmith.data.readers import saved_splits
 from tunesmith.data.report import assemble, document_counts
-from tunesmith.data.split import split_indices
+from tunesmith.data.split import split_by_document
 from tunesmith.data.store import save_batches, selected_batches, source_files
 from tunesmith.data.templates import Template, resolve_template
 from tunesmith.data.tokenize import Encoder
@@ -161,7 +161,8 @@ def build(data: DataConfig, batch_size: int, tokenizer, work: Path, out: Path) -
         test_loaded.rows = None
         train, test = Part(encoded, np.arange(len(encoded))), Part(test_encoded, np.arange(len(test_encoded)))
     else:
-        train_idx, test_idx = split_indices(len(encoded), data.test_size, data.seed)
+        windows = encoded.data.column("window").to_numpy()
+        train_idx, test_idx = split_by_document(windows, data.test_size, data.seed)
         train, test = Part(encoded, train_idx), Part(encoded, test_idx)
     numbers, test_numbers = train.numbers(), test.numbers()
     keep = (numbers["length"] > 0) & (numbers["trained_tokens"] > 0)
