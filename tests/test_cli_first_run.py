@@ -14,6 +14,7 @@ from tunesmith.config import load_config
 from tunesmith.data.fingerprint import content_digest
 from tunesmith.errors import TunesmithError
 from tunesmith.preflight import check_before_loading
+from tunesmith.quiet import QUIET_ENV
 from tunesmith.runs import RunDir
 from tunesmith.train.provenance import resume_fingerprint
 
@@ -21,8 +22,10 @@ ROWS = [{"question": f"What is code {i}?", "answer": f"Code {i} opens box {i % 7
 
 
 def tunesmith(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    # without the switches an in-process `main()` of an earlier test may have set in this process
+    env = {name: value for name, value in os.environ.items() if name not in QUIET_ENV}
     return subprocess.run([sys.executable, "-m", "tunesmith", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def write_jsonl(path, rows):
