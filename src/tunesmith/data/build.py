@@ -83,20 +83,23 @@ class RowMap:
         self.markers = template_markers(encoder.template, encoder.tokenizer.all_special_tokens)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        examples, sources, windows, encoded = [], [], [], []
+        examples, stored, sources, windows, encoded = [], [], [], [], []
         originals = [json.loads(e) for e in batch["example"]]
-        for example, source, rows in zip(originals, batch["source"], self._encode(originals, batch["source"]),
-                                         strict=True):
+        for example, text, source, rows in zip(originals, batch["example"], batch["source"],
+                                               self._encode(originals, batch["source"]), strict=True):
             for number, row in enumerate(rows, 1):  # a long raw text: one row per window, with its own text
                 split = len(rows) > 1
-                text = self.encoder.tokenizer.decode(row.input_ids, skip_special_tokens=True) if split else None
-                examples.append({"text": text} if split else example)
+                if split:
+                    example = {"text": self.encoder.tokenizer.decode(row.input_ids, skip_special_tokens=True)}
+                    text = json.dumps(example, ensure_ascii=False)
+                examples.append(example)
+                stored.append(text)
                 sources.append(f"{source}#{number}" if split else source)
                 windows.append(number if split else 0)
                 encoded.append(row)
         flags = [ck.example_flags(e.input_ids, e.labels, self.bos_id, self.eos_id) for e in encoded]
         out = {
-            "example": [json.dumps(e, ensure_ascii=False) for e in examples],
+            "example": stored,
             "source": sources,
             "window": windows,
             "input_ids": [e.input_ids for e in encoded],
