@@ -142,3 +142,18 @@ def test_quiet_sets_the_libraries_switches_unless_verbose(monkeypatch):
     assert env["HF_HUB_DISABLE_PROGRESS_BARS"] == "1" and env["TRANSFORMERS_VERBOSITY"] == "error"
     assert env["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "0"
     assert logging.getLogger("bitsandbytes.backends.cpu.ops").getEffectiveLevel() == logging.ERROR
+
+
+def test_train_on_a_data_file_shows_the_data_checks_first(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "faq.jsonl", ROWS + [{"question": "", "answer": "x"}])  # 1 bad row of 31: stops
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "faq.jsonl", "--set", f"model={tiny_model_dir}", "--set", "train.max_steps=1"])
+    assert exit_.value.code == 2 and "more than data.max_bad_rows_fraction (1%)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "faq.jsonl", "--set", f"model={tiny_model_dir}", "--set", "train.max_steps=1",
+              "--set", "data.max_bad_rows_fraction=0.05", "--set", "train.batch_size=4"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "faq.jsonl:31: empty 'question'" in out and out.index("rows: 30 loaded, 1 rejected") < out.index("weights:")
+    assert (tmp_path / "runs" / "faq" / "adapter").is_dir()
