@@ -12,6 +12,7 @@ import pytest
 from tunesmith.cli import main
 from tunesmith.config import load_config
 from tunesmith.errors import TunesmithError
+from tunesmith.quiet import QUIET_ENV
 from tunesmith.runs import RunDir
 from tunesmith.train.api import preflight
 from tunesmith.train.provenance import resume_fingerprint
@@ -20,8 +21,10 @@ ROWS = [{"question": f"What is code {i}?", "answer": f"Code {i} opens box {i % 7
 
 
 def tunesmith(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    # without the switches an in-process `main()` of an earlier test may have set in this process
+    env = {name: value for name, value in os.environ.items() if name not in QUIET_ENV}
     return subprocess.run([sys.executable, "-m", "tunesmith", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def write_jsonl(path, rows):
@@ -96,6 +99,9 @@ def test_a_changed_setting_in_a_used_run_dir_fails_before_loading(tmp_path, monk
     assert preflight(resumable).resuming  # a setting that may change on resume
     changed = load_config(data, [f"run_dir={tmp_path / 'run'}", "train.learning_rate=0.001"])
     assert not preflight(changed, resume=False).resuming  # --no-resume starts over
+    write_jsonl(data, ROWS[:-1])
+    with pytest.raises(TunesmithError, match=r"different data.fingerprint"):
+        preflight(first)
 
     def no_loading(*args, **kwargs):
         raise AssertionError("prep ran before the settings were checked")
@@ -103,7 +109,7 @@ def test_a_changed_setting_in_a_used_run_dir_fails_before_loading(tmp_path, monk
     monkeypatch.setattr("tunesmith.data.prepare.prepare", no_loading)
     from tunesmith.pipeline import run
 
-    with pytest.raises(TunesmithError, match=r"different train.learning_rate.*--overwrite"):
+    with pytest.raises(TunesmithError, match=r"different .*train.learning_rate.*--overwrite"):
         run(changed)
 
 
@@ -137,3 +143,18 @@ def test_quiet_sets_the_libraries_switches_unless_verbose(monkeypatch):
     assert env["HF_HUB_DISABLE_PROGRESS_BARS"] == "1" and env["TRANSFORMERS_VERBOSITY"] == "error"
     assert env["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "0"
     assert logging.getLogger("bitsandbytes.backends.cpu.ops").getEffectiveLevel() == logging.ERROR
+
+
+def test_train_on_a_data_file_shows_the_data_checks_first(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "faq.jsonl", ROWS + [{"question": "", "answer": "x"}])  # 1 bad row of 31: stops
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "faq.jsonl", "--set", f"model={tiny_model_dir}", "--set", "train.max_steps=1"])
+    assert exit_.value.code == 2 and "more than data.max_bad_rows_fraction (1%)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "faq.jsonl", "--set", f"model={tiny_model_dir}", "--set", "train.max_steps=1",
+              "--set", "data.max_bad_rows_fraction=0.05", "--set", "train.batch_size=4"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "faq.jsonl:31: empty 'question'" in out and out.index("rows: 30 loaded, 1 rejected") < out.index("weights:")
+    assert (tmp_path / "runs" / "faq" / "adapter").is_dir()

@@ -3,12 +3,14 @@ template, and the answer-length default."""
 
 import json
 
+import numpy as np
 import pytest
 
 from tunesmith.config import validate_config
 from tunesmith.data.answer_length import auto_max_new_tokens, eval_max_new_tokens
 from tunesmith.data.load import load_rows
 from tunesmith.data.prepare import prepare
+from tunesmith.data.split import split_by_document, split_indices
 from tunesmith.data.templates import resolve_template
 from tunesmith.data.tokenize import IGNORE_INDEX, Encoder
 from tunesmith.errors import TunesmithError
@@ -57,7 +59,20 @@ def test_prep_counts_documents_windows_and_tokens(tiny_model_dir, tmp_path):
     assert docs["tokens_trained"] == trained
     assert result.report["checks"]["truncation"]["status"] == "ok"
     assert any("#2" in source for source in list(result.train["source"]) + list(result.test["source"]))
+    documents = [{s.split("#")[0] for s in split["source"]} for split in (result.train, result.test)]
+    assert len(documents[1]) == 1 and not documents[0] & documents[1]  # test_size=1: one whole document
     assert "split into" in result.summary
+
+
+def test_windows_of_one_document_stay_on_one_side_of_the_split():
+    windows = np.array([0, 1, 2, 3, 0, 1, 2, 0, 0, 1, 2, 3, 4, 0])  # 7 documents, three in windows
+    train, test = split_by_document(windows, 2, seed=3)
+    document = np.cumsum(windows <= 1) - 1
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(windows)))
+    assert len(set(document[test])) == 2 and not set(document[train]) & set(document[test])
+    plain = np.zeros(10, dtype=int)
+    assert all((a == b).all() for a, b in zip(split_by_document(plain, 0.2, 3), split_indices(10, 0.2, 3),
+                                             strict=True))
 
 
 @pytest.mark.parametrize(("bad", "total", "stops"), [(1, 100, False), (1, 101, False), (2, 101, True), (0, 5, False)])

@@ -91,3 +91,21 @@ def test_a_saved_dataset_dict_keeps_its_test_split(tiny_model_dir, tmp_path):
         f"What is code {i}?" for i in range(10, 14)]
     assert result.test[0]["source"] == f"{tmp_path / 'saved'}[test]:1"
     assert "test = the 'test' split of the saved dataset" in result.summary
+
+
+def test_every_example_row_in_the_readme_table_loads(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Accepted row shapes"):readme.index("### Python API")]
+    rows = [json.loads(cell) for cell in re.findall(r"^\| [^|]+ \| `(\{.*\})` \|$", table, re.M)]
+    assert len(rows) == 9
+    formats = []
+    for number, row in enumerate(rows):
+        result = load(write_jsonl(tmp_path / f"{number}.jsonl", [row]), on_bad_rows="error")
+        [example] = result.examples()
+        assert example.get("text") or example["messages"][-1]["role"] == "assistant"
+        formats.append(result.chosen_format)
+    assert formats == ["qa", "alpaca", "prompt_completion", "prompt_completion", "messages", "messages", "messages",
+                       "messages", "text"]

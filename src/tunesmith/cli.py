@@ -8,6 +8,7 @@ Third-party bars and warnings are off unless `-v` (tunesmith/quiet.py). User err
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -146,7 +147,14 @@ def train(
     """Fine-tune (LoRA or full) into the run directory; resumable."""
     resolved = _config(config, set_)
     from tunesmith.train import train as run_train
+    from tunesmith.train.api import preflight
 
+    preflight(resolved, resume=resume, overwrite=overwrite)  # refused before data/ is written
+    if os.environ.get("RANK", "0") == "0":  # the data checks first (torchrun: once); training reuses the result
+        from tunesmith.data.prepare import prepare
+        from tunesmith.display import print_findings
+
+        print_findings(prepare(resolved).summary)
     result = run_train(resolved, resume=resume, overwrite=overwrite)
     print(f"weights: {result.output_dir}")
 

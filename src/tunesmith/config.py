@@ -66,7 +66,8 @@ class DataConfig(Section):
     truncation_side: Literal["left", "right"] = Field("right", description="Which end truncation cuts.")
     train_on_prompt: bool = Field(False, description="Also compute the loss on prompt tokens.")
     packing: bool = Field(False, description="Pack examples into full rows (no cross-attention).")
-    test_size: float = Field(0.1, gt=0, description="Held-out share (< 1) or count (>= 1) of examples.")
+    test_size: float = Field(0.1, gt=0, description="Held-out share (< 1) or count (>= 1) of examples "
+                             "(of documents, for raw text split into windows: a document stays on one side).")
     seed: int = Field(42, description="Seed of the train/test split.")
     on_bad_rows: Literal["auto", "error", "skip"] = Field(
         "auto",
@@ -288,9 +289,10 @@ def validate_config(raw: dict[str, Any], source: str = "config", overrides: list
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        lines = [_blame(e, source, overrides) + _describe(e) for e in err.errors()[:5]]
-        more = f" (and {err.error_count() - 5} more)" if err.error_count() > 5 else ""
-        raise TunesmithError("; ".join(lines) + more) from None
+        errors = _merge_union_errors(err.errors())
+        lines = list(dict.fromkeys(_blame(e, source, overrides) + _describe(e) for e in errors))
+        more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
+        raise TunesmithError("; ".join(lines[:5]) + more) from None
 
 
 def _blame(error: dict[str, Any], source: str, overrides: list[str]) -> str:
@@ -300,6 +302,39 @@ def _blame(error: dict[str, Any], source: str, overrides: list[str]) -> str:
         if field == key or field.startswith(key + ".") or key.startswith(field + "."):
             return f"--set {_clip(item)}: "
     return f"{source}: "
+
+
+
+def _merge_union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A value that fits no member of a union (int | 'auto') gives one error per member, each with the
+    member's name appended to the field path: make it one error on the field, listing what fits."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    for error in errors:
+        loc = tuple(str(p) for p in error["loc"])
+        field_path = _field_path(loc)
+        if field_path == loc or error["type"] == "extra_forbidden":
+            merged[loc] = error
+            continue
+        first = merged.setdefault(field_path, {**error, "loc": field_path, "msg": "", "type": "union"})
+        first["msg"] += (" or " if first["msg"] else "") + error["msg"].removeprefix("Input should be ")
+    for error in merged.values():
+        if error["type"] == "union":
+            error["msg"] = "Input should be " + error["msg"]
+    return list(merged.values())
+
+
+def _field_path(loc: tuple[str, ...]) -> tuple[str, ...]:
+    """The part of a pydantic error location that names config fields (without union-member names)."""
+    model: type[BaseModel] | None = Config
+    for index, part in enumerate(loc):
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return loc[:index] if index else loc
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if model is None:
+            return loc[:index + 1]
+    return loc
 
 
 def _describe(error: dict[str, Any]) -> str:

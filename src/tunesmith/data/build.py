@@ -22,7 +22,7 @@ from tunesmith.data.markers import first_marker, template_markers
 from tunesmith.data.pack import pack_stream
 from tunesmith.data.readers import saved_splits
 from tunesmith.data.report import assemble, document_counts
-from tunesmith.data.split import split_indices
+from tunesmith.data.split import split_by_document
 from tunesmith.data.store import save_batches, selected_batches, source_files
 from tunesmith.data.templates import TEMPLATE_FILE, Template, resolve_template
 from tunesmith.data.tokenize import Encoder
@@ -86,20 +86,23 @@ class RowMap:
         self.markers = template_markers(encoder.template, encoder.tokenizer.all_special_tokens)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        examples, sources, windows, encoded = [], [], [], []
+        examples, stored, sources, windows, encoded = [], [], [], [], []
         originals = [json.loads(e) for e in batch["example"]]
-        for example, source, rows in zip(originals, batch["source"], self._encode(originals, batch["source"]),
-                                         strict=True):
+        for example, text, source, rows in zip(originals, batch["example"], batch["source"],
+                                               self._encode(originals, batch["source"]), strict=True):
             for number, row in enumerate(rows, 1):  # a long raw text: one row per window, with its own text
                 split = len(rows) > 1
-                text = self.encoder.tokenizer.decode(row.input_ids, skip_special_tokens=True) if split else None
-                examples.append({"text": text} if split else example)
+                if split:
+                    example = {"text": self.encoder.tokenizer.decode(row.input_ids, skip_special_tokens=True)}
+                    text = json.dumps(example, ensure_ascii=False)
+                examples.append(example)
+                stored.append(text)
                 sources.append(f"{source}#{number}" if split else source)
                 windows.append(number if split else 0)
                 encoded.append(row)
         flags = [ck.example_flags(e.input_ids, e.labels, self.bos_id, self.eos_id) for e in encoded]
         out = {
-            "example": [json.dumps(e, ensure_ascii=False) for e in examples],
+            "example": stored,
             "source": sources,
             "window": windows,
             "input_ids": [e.input_ids for e in encoded],
@@ -170,7 +173,8 @@ def build(data: DataConfig, batch_size: int, tokenizer, work: Path, out: Path) -
         test_loaded.rows = None
         train, test = Part(encoded, np.arange(len(encoded))), Part(test_encoded, np.arange(len(test_encoded)))
     else:
-        train_idx, test_idx = split_indices(len(encoded), data.test_size, data.seed)
+        windows = encoded.data.column("window").to_numpy()
+        train_idx, test_idx = split_by_document(windows, data.test_size, data.seed)
         train, test = Part(encoded, train_idx), Part(encoded, test_idx)
     numbers, test_numbers = train.numbers(pairs), test.numbers(pairs)
     keep = (numbers["length"] > 0) & (numbers["trained_tokens"] > 0)

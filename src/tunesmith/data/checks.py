@@ -161,8 +161,9 @@ def check_double_template(marker: np.ndarray, markers: tuple[str, ...], template
                      f"{markers[0]!r} or {markers[5]!r}")
     counts = np.bincount(marker[found], minlength=len(markers))
     seen = ", ".join(f"{markers[i]!r} in {counts[i]:,}" for i in np.argsort(-counts)[:3] if counts[i])
-    fix = ("set data.template: none to train on your prompts exactly as written (they then carry the whole "
-           "format, answer cue included), or remove the markers from the data") if template_name != "none" else (
+    fix = ("remove the markers from the prompts (keep just the question), or set data.template: none to train on "
+           "the prompts exactly as written (they must then carry the whole format, answer cue included)"
+           ) if template_name != "none" else (
            "data.template is none, so the prompts are used as written: make sure they end with the answer cue")
     return Check(
         "double_template", "warning" if template_name != "none" else "ok",

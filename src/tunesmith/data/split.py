@@ -47,3 +47,19 @@ def _splitmix64(values: np.ndarray, seed: int) -> np.ndarray:
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
+
+
+def split_by_document(windows: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices keeping each document's windows on one side.
+
+    `windows[i]` is 0 for a row that is a whole example, or k >= 1 for the k-th window of a long
+    text (windows of one document are consecutive rows). test_size then counts documents. With a
+    single document there is nothing to hold out whole, and its windows are split like rows.
+    """
+    document = np.cumsum(windows <= 1) - 1  # row -> the document it belongs to
+    n_documents = int(document[-1]) + 1 if len(document) else 0
+    if not np.any(windows > 0) or n_documents < 2:
+        return split_indices(len(windows), test_size, seed)
+    train_docs, test_docs = split_indices(n_documents, test_size, seed)
+    in_test = np.isin(document, test_docs)
+    return np.flatnonzero(~in_test), np.flatnonzero(in_test)
