@@ -90,13 +90,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with space_for(path, len(text.encode("utf-8")), Path(tmp)):
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        crash_point("atomic_write")
-        os.replace(tmp, path)
+    try:
+        with space_for(path, len(text.encode("utf-8")), Path(tmp)):
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            crash_point("atomic_write")
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -112,7 +116,7 @@ def space_for(target: Path, needed: int | None, *partial: Path) -> Iterator[None
     """
     try:
         yield
-    except BaseException as err:
+    except Exception as err:  # an interrupt (Ctrl-C) leaves them for the next run's sweep (remove_stale)
         for path in partial:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
