@@ -178,8 +178,12 @@ def writing(root: Path, stage: str) -> Iterator[None]:
             _held[key] -= 1
         return
     created = not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
-    handle = _acquire(root / LOCK_FILE, stage)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = _acquire(root / LOCK_FILE, stage)
+    except OSError as err:
+        raise TunesmithError(f"run_dir {root}: cannot write there ({err.strerror or err}); "
+                             "choose a run_dir you can write to") from None
     _held[key] = 1
     try:
         yield
