@@ -124,8 +124,9 @@ def space_for(target: Path, needed: int | None, *partial: Path) -> Iterator[None
                 path.unlink(missing_ok=True)
         if not is_disk_full(err):
             raise
+        need = f"it needs about {_size(needed)}, " if needed is not None else ""
         raise TunesmithError(
-            f"disk full writing {target}: it needs about {_size(needed)}, {_size(free_bytes(target))} is free there; "
+            f"disk full writing {target}: {need}{_size(free_bytes(target))} is free there; "
             "free some space (or use a run_dir / --out on another disk) and rerun"
         ) from None
 
