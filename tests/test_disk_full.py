@@ -142,3 +142,15 @@ def test_export_folder_respects_the_umask_and_refusals_come_before_loading(tmp_p
     (unloadable / "config.yaml").write_text("model: /nowhere/base\n")
     with pytest.raises(TunesmithError, match="needs --merge"):
         export_module.export(unloadable, tmp_path / "out2", merge=False)
+
+
+def test_prep_on_a_full_tmpfs(tmp_path, tiny_model_dir, qa_file, small_disk):
+    from tunesmith.data.prepare import prepare
+
+    disk = small_disk(64 * 1024)
+    run = disk / "run"
+    with pytest.raises(TunesmithError) as caught:
+        prepare(_config(run, tiny_model_dir, qa_file, "data.max_length=512"))
+    assert str(caught.value).startswith(f"disk full writing {run / 'data'}: ")
+    assert "\n" not in str(caught.value)
+    assert not list(disk.rglob(".data-*"))  # no half-written staging left

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tunesmith.config import load_config
+from tunesmith.data.prepare import prepare
+from tunesmith.train import train
+
 pytestmark = pytest.mark.slow
 SWEEP = Path(__file__).resolve().parents[1] / "bench" / "kill_sweep.py"
 
@@ -24,9 +28,9 @@ def sweep():
 def test_killed_prep_and_train_rerun_to_the_uninterrupted_result(tmp_path, sweep):
     config = sweep.setup(tmp_path)
     reference, trial = tmp_path / "reference", tmp_path / "trial"
-    for stage in ("prep", "train"):
-        code, err = sweep.run(sweep.command(stage, config, reference), sweep.ENV)
-        assert code == 0, err
+    uninterrupted = load_config(config, [f"run_dir={reference}"])  # in this process: fewer start-ups
+    prepare(uninterrupted)
+    train(uninterrupted, progress=False)
 
     prep = sweep.command("prep", config, trial)
     code, _ = sweep.run(prep, {**sweep.ENV, "TUNESMITH_KILL_AT": "prep.swap:1"})
@@ -36,10 +40,10 @@ def test_killed_prep_and_train_rerun_to_the_uninterrupted_result(tmp_path, sweep
     assert sweep.prepared_data(trial) == sweep.prepared_data(reference)
     assert not list(trial.glob(".data-*"))  # the killed run's staging copy was cleaned up
 
-    train = sweep.command("train", config, trial)
-    code, _ = sweep.run(train, {**sweep.ENV, "TUNESMITH_KILL_AT": "checkpoint.commit:2"})
+    train_cmd = sweep.command("train", config, trial)
+    code, _ = sweep.run(train_cmd, {**sweep.ENV, "TUNESMITH_KILL_AT": "checkpoint.commit:2"})
     assert code == -signal.SIGKILL
     assert (trial / "checkpoints" / ".step-4.tmp").is_dir() and (trial / "checkpoints" / "step-2").is_dir()
-    code, err = sweep.run(train, sweep.ENV)
+    code, err = sweep.run(train_cmd, sweep.ENV)
     assert code == 0, err
     assert sweep.trained_weights(trial) == sweep.trained_weights(reference)  # bit for bit

@@ -80,6 +80,14 @@ def test_lock_is_reentrant_within_one_process(tmp_path):
         pass
 
 
+def test_a_run_dir_that_cannot_be_written_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(TunesmithError, match=r"run_dir .*file/run: cannot write there"):
+        with writing(blocker / "run", "tunesmith prep"):
+            pass
+
+
 def test_a_finished_run_is_not_replaced_without_overwrite(trained, tiny_model_dir):
     config, run = trained
     (run / "eval").mkdir()

@@ -90,13 +90,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with space_for(path, len(text.encode("utf-8")), Path(tmp)):
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        crash_point("atomic_write")
-        os.replace(tmp, path)
+    try:
+        with space_for(path, len(text.encode("utf-8")), Path(tmp)):
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            crash_point("atomic_write")
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -112,7 +116,7 @@ def space_for(target: Path, needed: int | None, *partial: Path) -> Iterator[None
     """
     try:
         yield
-    except BaseException as err:
+    except Exception as err:  # an interrupt (Ctrl-C) leaves them for the next run's sweep (remove_stale)
         for path in partial:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -120,8 +124,9 @@ def space_for(target: Path, needed: int | None, *partial: Path) -> Iterator[None
                 path.unlink(missing_ok=True)
         if not is_disk_full(err):
             raise
+        need = f"it needs about {_size(needed)}, " if needed is not None else ""
         raise TunesmithError(
-            f"disk full writing {target}: it needs about {_size(needed)}, {_size(free_bytes(target))} is free there; "
+            f"disk full writing {target}: {need}{_size(free_bytes(target))} is free there; "
             "free some space (or use a run_dir / --out on another disk) and rerun"
         ) from None
 
@@ -174,8 +179,12 @@ def writing(root: Path, stage: str) -> Iterator[None]:
             _held[key] -= 1
         return
     created = not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
-    handle = _acquire(root / LOCK_FILE, stage)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = _acquire(root / LOCK_FILE, stage)
+    except OSError as err:
+        raise TunesmithError(f"run_dir {root}: cannot write there ({err.strerror or err}); "
+                             "choose a run_dir you can write to") from None
     _held[key] = 1
     try:
         yield

@@ -27,7 +27,7 @@ from tunesmith.data.show import preview
 from tunesmith.data.templates import TEMPLATE_FILE, Template
 from tunesmith.errors import TunesmithError
 from tunesmith.faults import crash_point
-from tunesmith.runs import RunDir, atomic_write_json, writing
+from tunesmith.runs import RunDir, atomic_write_json, space_for, writing
 
 REPORT, FINGERPRINT, TEMPLATE = "data_report.json", "fingerprint.json", TEMPLATE_FILE
 
@@ -98,14 +98,15 @@ def _prepare(config: Config, tokenizer, data_dir: Path, force: bool) -> bool:
             return True
         staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}-staging-", dir=data_dir.parent))
         try:
-            built = build(config.data, config.train.batch_size, tokenizer, staging / "work", staging / "out")
-            built.report.update(fingerprint=expected["fingerprint"], seconds=round(time.perf_counter() - started, 2),
-                                **_peak_rss_mb())
-            atomic_write_json(staging / "out" / REPORT, built.report)
-            if not built.errors:
-                atomic_write_json(staging / "out" / FINGERPRINT, expected)
-            crash_point("prep.built")
-            _swap(staging / "out", data_dir)
+            with space_for(data_dir, None, staging):
+                built = build(config.data, config.train.batch_size, tokenizer, staging / "work", staging / "out")
+                seconds = round(time.perf_counter() - started, 2)
+                built.report.update(fingerprint=expected["fingerprint"], seconds=seconds, **_peak_rss_mb())
+                atomic_write_json(staging / "out" / REPORT, built.report)
+                if not built.errors:
+                    atomic_write_json(staging / "out" / FINGERPRINT, expected)
+                crash_point("prep.built")
+                _swap(staging / "out", data_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     if built.errors:

@@ -24,6 +24,7 @@ LIBRARIES = ("tunesmith", "torch", "transformers", "peft", "accelerate", "datase
 # settings that may change between a kill and a resume without changing the weights
 RESUMABLE_CHANGES = {
     "run_dir",
+    "trust_remote_code",
     "eval",
     "data.num_proc",
     "train.resume",
