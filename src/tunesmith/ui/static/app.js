@@ -4,6 +4,7 @@ const MODELS = ["base", "few_shot", "tuned"];
 const LABEL = {base: "base", few_shot: "few-shot", tuned: "tuned"};
 const view = document.getElementById("view");
 let timer = null;  // the live view's polling timer
+let routeId = 0;  // bumped on every navigation: a slow reply for an older view must not draw over the new one
 
 // ------------------------------------------------------------------ helpers
 
@@ -43,6 +44,12 @@ async function api(path, options) {
   return body;
 }
 
+function poll(refresh, ms) {  // one refresh timer at a time, dropped when the user navigates away
+  clearTimeout(timer);
+  const id = routeId;
+  timer = setTimeout(() => { if (id === routeId) refresh().catch(fail); }, ms);
+}
+
 function errorBox(err) { return h("div", {class: "error"}, String(err.message || err)); }
 
 function table(head, rows, opts) {
@@ -75,7 +82,9 @@ function sortValue(run, key) {
 }
 
 async function showRuns() {
+  const id = routeId;
   const data = await api("/api/runs");
+  if (id !== routeId) return;
   const chosen = new Set();
   const compareButton = h("button", {id: "compare-two", disabled: true, onclick: () => {
     const [a, b] = [...chosen];
@@ -115,7 +124,7 @@ async function showRuns() {
     h("h1", {}, "Runs"), h("p", {class: "muted"}, `${data.runs.length} runs in ${data.runs_dir}`),
     h("div", {class: "scroll"}, h("table", {id: "runs"}, h("thead", {}, head), tbody)),
     h("div", {class: "toolbar"}, compareButton, h("a", {href: "#/new"}, "Start a run")));
-  if (data.runs.some(r => r.status === "running")) timer = setTimeout(() => showRuns().catch(fail), 3000);
+  if (data.runs.some(r => r.status === "running")) poll(() => showRuns(), 3000);
 }
 
 // ------------------------------------------------------------------ two runs side by side
@@ -141,7 +150,9 @@ function flatNumbers(obj, prefix = "") {
 }
 
 async function showDiff(a, b) {
+  const id = routeId;
   const data = await api(`/api/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
+  if (id !== routeId) return;
   const rows = data.config.map(d => h("tr", {}, h("td", {}, d.key),
     h("td", {class: "diffval"}, JSON.stringify(d.a)), h("td", {class: "diffval"}, JSON.stringify(d.b))));
   view.replaceChildren(h("h1", {}, `${a} vs ${b}`),
@@ -165,12 +176,14 @@ async function showRun(name, tab) {
 async function showTraining(name, body) {
   const records = [];
   let since = 0;
+  const id = routeId;
   const tick = async () => {
     const data = await api(`/api/training?run=${encodeURIComponent(name)}&since=${since}`);
+    if (id !== routeId) return;
     records.push(...data.records);
     since = data.next;
     renderTraining(body, records, data);
-    if (data.summary.status === "running" && body.isConnected) timer = setTimeout(() => tick().catch(fail), 1000);
+    if (data.summary.status === "running") poll(tick, 1000);
   };
   await tick();
 }
@@ -363,7 +376,9 @@ async function stream(run, side, prompt, settings, pane) {
 const MAIN_FIELDS = ["model", "data.path", "data.template", "train.method", "train.epochs", "train.max_steps", "train.learning_rate"];
 
 async function showNew() {
+  const id = routeId;
   const data = await api("/api/form");
+  if (id !== routeId) return;
   const name = h("input", {id: "run-name", value: `run-${new Date().toISOString().slice(0, 16).replace(/[-:T]/g, "")}`});
   const inputs = {};
   const fieldRow = f => {
@@ -405,7 +420,7 @@ async function showNew() {
     h("p", {class: "muted"}, `Runs prepare the data, train, compare base / few-shot / tuned and write the report, into ${data.runs_dir}/NAME. Only the fields you change are passed, as --set KEY=VALUE.`),
     h("datalist", {id: "data-files"}, data.data_files.map(f => h("option", {value: f}))),
     h("div", {class: "form-section"}, h("div", {class: "field"}, h("label", {for: "run-name"}, "name"), name), main.map(fieldRow)),
-    Object.entries(sections).map(([section, fields]) => h("details", {class: "form-section"}, h("summary", {}, `${section} settings`), fields.map(fieldRow))),
+    ...Object.entries(sections).map(([section, fields]) => h("details", {class: "form-section"}, h("summary", {}, `${section} settings`), fields.map(fieldRow))),
     h("div", {class: "toolbar"}, launch), result);
 }
 
@@ -418,6 +433,7 @@ function fail(err) {
 
 async function route() {
   clearTimeout(timer);
+  routeId += 1;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   try {
     if (parts[0] === "run" && parts[1]) await showRun(parts[1], TABS.some(([k]) => k === parts[2]) ? parts[2] : "train");
