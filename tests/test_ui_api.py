@@ -180,3 +180,24 @@ def test_planned_steps_and_config_diff():
     assert planned_steps({}, {}) is None
     assert config_diff({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 4}) == [
         {"key": "a.c", "a": 2, "b": 3}, {"key": "d", "a": None, "b": 4}]
+
+
+def test_cli_serves_on_loopback_with_the_env_key(runs_dir, monkeypatch, capsys):
+    import uvicorn
+
+    from tunesmith.cli import main
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(kw, app=app))
+    monkeypatch.setenv("TUNESMITH_API_KEY", "k3y")
+    with pytest.raises(SystemExit) as exited:  # typer exits 0 once the server returns
+        main(["ui", str(runs_dir), "--port", "0"])
+    assert exited.value.code == 0
+    assert started["host"] == "127.0.0.1" and started["port"] == 0
+    with TestClient(started["app"]) as client:
+        assert client.get("/api/runs").status_code == 401
+        assert client.get("/api/runs", headers={"Authorization": "Bearer k3y"}).status_code == 200
+    assert "API key required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["ui", str(runs_dir / "missing")])
+    assert exited.value.code == 2 and "is not a folder" in capsys.readouterr().err

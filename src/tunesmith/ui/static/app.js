@@ -22,6 +22,7 @@ function h(tag, attrs, ...children) {
 function num(v, digits = 3) {
   if (v === null || v === undefined || v === "") return "–";
   if (typeof v !== "number") return String(v);
+  if (Math.abs(v) >= 1e6) return v.toExponential(2);
   if (Number.isInteger(v)) return String(v);
   return Math.abs(v) >= 1000 ? v.toFixed(0) : v.toFixed(digits);
 }
@@ -215,12 +216,16 @@ function renderTraining(body, records, data) {
   parts[1].id = "train-charts";
   if (info.estimate || info.measured) {
     const est = info.estimate || {}, meas = info.measured || {};
-    const keys = [...new Set([...Object.keys(est), ...Object.keys(meas)])].filter(k => typeof (est[k] ?? meas[k]) !== "object");
+    const both = k => (k in est) && (k in meas) ? 0 : 1;  // figures measured against their estimate first
+    const keys = [...new Set([...Object.keys(est), ...Object.keys(meas)])]
+      .filter(k => typeof (est[k] ?? meas[k]) !== "object").sort((a, b) => both(a) - both(b));
     parts.push(h("h2", {}, "Estimate vs measured"), table(["", {label: "estimated", num: true}, {label: "measured", num: true}],
       keys.map(k => h("tr", {}, h("td", {}, k), h("td", {class: "num"}, num(est[k])), h("td", {class: "num"}, num(meas[k]))))));
   }
-  if (data.output) parts.push(h("h2", {}, "Output"), h("pre", {class: "log"}, data.output));
+  const log = data.output ? h("pre", {class: "log", id: "run-output"}, data.output) : null;
+  if (log) parts.push(h("h2", {}, "Output"), log);
   body.replaceChildren(...parts);
+  if (log) log.scrollTop = log.scrollHeight;  // the latest lines
 }
 
 async function showData(name, body) {
@@ -239,7 +244,7 @@ async function showData(name, body) {
     h("div", {class: "cards"}, facts.map(([k, v]) => h("div", {class: "card"}, h("div", {class: "label"}, k), h("div", {class: "value"}, num(v))))),
     h("div", {class: "charts"}, Charts.histogram("token length per example", [
       {name: "train", color: "#2f6fde", values: lengths.train || []}, {name: "test", color: "#d9822b", values: lengths.test || []}], 20)),
-    h("h2", {}, "Checks"), table(["", "check", "result"], checks, {id: "checks"}),
+    h("h2", {}, "Checks"), checks.length ? table(["", "check", "result"], checks, {id: "checks"}) : h("p", {class: "muted"}, "no checks recorded"),
     h("h2", {}, "Examples as the model sees them"), examples);
   await browseExamples(name, examples, "train", 0);
 }
