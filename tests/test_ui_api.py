@@ -73,13 +73,11 @@ def test_training_log_is_read_incrementally(client, runs_dir):
 
 
 def test_comparison_rows_tags_and_unknown_metrics(client, runs_dir):
-    metrics_path = runs_dir / "run" / "eval" / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    metrics["tuned"]["knowledge_accuracy"] = 0.75  # a metric this page has never heard of
-    metrics["forgetting"] = {"general_loss_change": 0.02}
-    metrics_path.write_text(json.dumps(metrics))
+    (runs_dir / "run" / "eval" / "judge.json").write_text(json.dumps({"agreement": 0.8}))
     data = client.get("/api/compare", params={"run": "run"}).json()
-    assert data["metrics"]["tuned"]["knowledge_accuracy"] == 0.75 and data["metrics"]["forgetting"]
+    assert data["other"] == {"judge": {"agreement": 0.8}}
+    assert data["metrics"]["tuned"]["knowledge_accuracy"] == 0.75
+    assert data["metrics"]["forgetting"] == {"general_loss_change": 0.02}
     assert data["changes"] == {"better": 9, "worse": 1, "same": 0}
     worse = [row for row in data["rows"] if row["tuned_change"] < 0]
     assert len(data["rows"]) == 10 and [row["reference"] for row in worse] == [PARIS]

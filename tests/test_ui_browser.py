@@ -156,7 +156,8 @@ def test_runs_table_sorts_and_selects_two(page):
 
 def test_comparison_filters_by_tag_and_regressions(page):
     page.go("#/run/run/compare", "document.querySelectorAll('#examples-compare .example').length === 10")
-    assert "knowledge" not in page.js("document.getElementById('three-way').innerText")
+    assert "knowledge_accuracy\t–\t–\t0.750" in page.js("document.getElementById('three-way').innerText")
+    assert "general_loss_change" in page.js("document.getElementById('tab-compare').innerText")  # forgetting
     assert page.js("document.getElementById('changes').innerText").endswith("9 better, 1 worse, 0 unchanged")
     page.choose("tag-filter", "off_topic")
     page.choose("tag-model", "base")

@@ -20,6 +20,11 @@ def make_runs(root: Path, monkeypatch) -> Path:
     finished = make_reported_run(root, monkeypatch)
     info = {"steps": 20, "final_loss": 0.15, "eval_loss": 0.56, "estimate": ESTIMATE, "measured": MEASURED}
     (finished / "train_info.json").write_text(json.dumps(info))
+    metrics_path = finished / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["tuned"]["knowledge_accuracy"] = 0.75  # metrics this page has never heard of show up as they are
+    metrics["forgetting"] = {"general_loss_change": 0.02}
+    metrics_path.write_text(json.dumps(metrics))
     config = yaml.safe_load((finished / "config.yaml").read_text())
     for name, lr in (("old", 1e-3), ("live", 5e-4)):
         run = root / name

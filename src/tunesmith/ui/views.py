@@ -84,8 +84,19 @@ def comparison(run: RunDir) -> dict[str, Any]:
         "rows": rows,
         "tags": sorted(tags),
         "template_check": checks.get("template"),
+        "other": _other_eval_files(run),
         "report": run.report_html.is_file(),
     }
+
+
+def _other_eval_files(run: RunDir) -> dict[str, Any]:
+    """eval/*.json beyond metrics and compare (e.g. a forgetting measurement), shown as they are."""
+    known = {"metrics.json", "compare.json"}
+    found = {}
+    for path in sorted(run.eval.glob("*.json")) if run.eval.is_dir() else []:
+        if path.name not in known and (data := read_json(path)) is not None:
+            found[path.stem] = data
+    return found
 
 
 def _task_from(metrics: Any) -> str | None:

@@ -278,7 +278,11 @@ async function showCompare(name, body) {
     {id: "three-way"});
   const parts = [h("p", {class: "muted"}, `task: ${data.task_type}`), three];
   if (data.changes) parts.push(h("p", {id: "changes"}, `tuned vs base, per example: ${data.changes.better} better, ${data.changes.worse} worse, ${data.changes.same} unchanged`));
-  for (const key of extra) parts.push(h("h2", {}, key), h("pre", {class: "log"}, JSON.stringify(data.metrics[key], null, 2)));
+  const other = Object.assign({}, ...extra.map(k => ({[k]: data.metrics[k]})), data.other || {});
+  for (const [key, value] of Object.entries(other)) parts.push(h("h2", {}, key.replace(/_/g, " ")),
+    typeof value === "object" && value && !Array.isArray(value) && Object.values(value).every(v => typeof v !== "object")
+      ? table(["", {label: "value", num: true}], Object.entries(value).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {class: "num"}, num(v)))))
+      : h("pre", {class: "log"}, JSON.stringify(value, null, 2)));
   if (data.template_check) parts.push(h("p", {}, "template check: ", h("span", {class: `badge ${data.template_check.status}`}, data.template_check.status), " ", data.template_check.message));
   const form = await api("/api/form").catch(() => ({}));
   if (form.pairs) {
