@@ -17,7 +17,7 @@ from tunesmith.runs import RunDir
 from tunesmith.ui import launches
 from tunesmith.ui.app import create_app
 from tunesmith.ui.config_form import build_config, form_fields
-from tunesmith.ui.runs_index import config_diff, planned_steps, status
+from tunesmith.ui.runs_index import LIVE_SECONDS, config_diff, live_window, planned_steps, status
 from ui_runs import ESTIMATE, MEASURED, make_runs
 
 
@@ -199,3 +199,10 @@ def test_cli_serves_on_loopback_with_the_env_key(runs_dir, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["ui", str(runs_dir / "missing")])
     assert exited.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def test_a_slow_run_counts_as_running_for_three_of_its_log_gaps():
+    fast = [{"step": s, "tokens_seen": 100 * s, "tokens_per_s": 50.0} for s in (1, 2)]
+    slow = [{"step": s, "tokens_seen": 1000 * s, "tokens_per_s": 10.0} for s in (5, 6)]  # 100 s per record
+    assert live_window(fast) == LIVE_SECONDS and live_window([]) == LIVE_SECONDS
+    assert live_window(slow) == pytest.approx(300.0)

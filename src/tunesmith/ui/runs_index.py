@@ -56,7 +56,7 @@ def read_yaml(path: Path) -> dict:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def status(run: RunDir, runs_dir: Path, now: float | None = None) -> str:
+def status(run: RunDir, runs_dir: Path, now: float | None = None, log: list[dict] | None = None) -> str:
     launch = launches.state(runs_dir, run.root)
     if launch and launch.get("running"):
         return "running"
@@ -64,13 +64,23 @@ def status(run: RunDir, runs_dir: Path, now: float | None = None) -> str:
         return "finished" if not launch or launch.get("returncode") in (None, 0) else "failed"
     if launch and launch.get("returncode") not in (None, 0):
         return "failed"
-    log = run.train_log
+    path = run.train_log
     now = time.time() if now is None else now
-    if log.is_file() and now - log.stat().st_mtime < LIVE_SECONDS:
+    if path.is_file() and now - path.stat().st_mtime < live_window(read_train_log(path) if log is None else log):
         return "running"
-    if log.is_file() or run.checkpoints.is_dir():
+    if path.is_file() or run.checkpoints.is_dir():
         return "interrupted"
     return "not started"
+
+
+def live_window(log: list[dict]) -> float:
+    """How long a training run may go without a log record and still count as running: LIVE_SECONDS,
+    or three of its own gaps between records (tokens between them / tokens per second) if longer."""
+    records = [r for r in log if isinstance(r.get("tokens_seen"), int | float) and r.get("tokens_per_s")]
+    if len(records) < 2:
+        return LIVE_SECONDS
+    gap = (records[-1]["tokens_seen"] - records[-2]["tokens_seen"]) / records[-1]["tokens_per_s"]
+    return max(LIVE_SECONDS, 3 * gap)
 
 
 def planned_steps(config: dict, data_report: dict) -> int | None:
@@ -100,7 +110,7 @@ def summary(path: Path, runs_dir: Path) -> dict[str, Any]:
         "model": config.get("model"),
         "method": (config.get("train") or {}).get("method"),
         "data": (config.get("data") or {}).get("path"),
-        "status": status(run, runs_dir),
+        "status": status(run, runs_dir, log=log),
         "steps": info.get("steps") or steps,
         "planned_steps": planned_steps(config, read_json(run.data_report) or {}),
         "best_eval_loss": min(eval_losses) if eval_losses else None,
