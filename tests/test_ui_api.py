@@ -136,6 +136,13 @@ def test_form_is_generated_from_the_config_model():
     assert fields["train.lora.r"]["default"] == 16 and "run_dir" not in fields
 
 
+def test_form_offers_known_models(client):
+    form = client.get("/api/form").json()
+    models = form["models"]  # the embedded default, then each run's model once (all three runs share one)
+    assert len(models) == 2 and models[0] == "smollm2-135m-instruct" and models[1].endswith("/base")
+    assert isinstance(form["pairs"], bool)  # True once a `tunesmith pairs` command exists
+
+
 def test_launch_errors_are_the_clis(client, runs_dir):
     values = {"train.epochs": "-1", "train.methd": "full"}
     response = client.post("/api/launch", json={"name": "new", "values": values})

@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from tunesmith.config import EMBEDDED_MODEL
 from tunesmith.errors import TunesmithError
 from tunesmith.runs import RunDir
 from tunesmith.ui import config_form, launches, views
@@ -119,8 +120,9 @@ def create_app(runs_dir: Path, *, api_key: str | None = None, playground: Playgr
     def form() -> dict:
         roots = [Path.cwd(), Path.cwd() / "examples", Path.cwd() / "data"]
         files = [f for f in config_form.data_files(roots) if not Path(f).resolve().is_relative_to(runs_dir)]
+        models = [EMBEDDED_MODEL] + [read_yaml(p / "config.yaml").get("model") for p in find_runs(runs_dir)]
         return {"fields": config_form.form_fields(), "data_files": files, "runs_dir": str(runs_dir),
-                "pairs": _has_command("pairs")}
+                "models": [m for m in dict.fromkeys(models) if isinstance(m, str)], "pairs": _has_command("pairs")}
 
     @api.post("/launch")
     async def launch(request: Request) -> dict:

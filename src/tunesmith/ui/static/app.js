@@ -398,7 +398,7 @@ async function showNew() {
     } else {
       const shown = f.default === null ? "" : typeof f.default === "object" ? JSON.stringify(f.default) : String(f.default);
       input = h("input", {value: shown, type: f.kind === "int" || f.kind === "float" ? "text" : "text", inputmode: f.kind === "int" ? "numeric" : null,
-        list: f.key === "data.path" ? "data-files" : null});
+        list: {"data.path": "data-files", model: "model-names"}[f.key] || null});
     }
     input.id = `field-${f.key}`;
     input.name = f.key;
@@ -428,6 +428,7 @@ async function showNew() {
   view.replaceChildren(h("h1", {}, "Start a run"),
     h("p", {class: "muted"}, `Runs prepare the data, train, compare base / few-shot / tuned and write the report, into ${data.runs_dir}/NAME. Only the fields you change are passed, as --set KEY=VALUE.`),
     h("datalist", {id: "data-files"}, data.data_files.map(f => h("option", {value: f}))),
+    h("datalist", {id: "model-names"}, (data.models || []).map(m => h("option", {value: m}))),
     h("div", {class: "form-section"}, h("div", {class: "field"}, h("label", {for: "run-name"}, "name"), name), main.map(fieldRow)),
     ...Object.entries(sections).map(([section, fields]) => h("details", {class: "form-section"}, h("summary", {}, `${section} settings`), fields.map(fieldRow))),
     h("div", {class: "toolbar"}, launch), result);
