@@ -146,6 +146,8 @@ def test_runs_table_sorts_and_selects_two(page):
     page.js("document.getElementById('compare-two').click()")
     page.wait("document.querySelectorAll('#config-diff tbody tr').length > 0")
     assert "train.learning_rate" in page.js("document.getElementById('config-diff').innerText")
+    first_row = page.js("document.querySelector('#metrics-side tbody tr').innerText").split("\t")
+    assert first_row[:2] == ["exact_match", "0.100"] and first_row[3] == "0.900"  # run: base, few-shot, tuned
     page.shot("diff-desktop")
     page.viewport(PHONE)
     page.go("#/", "document.querySelectorAll('#runs tbody tr').length === 3")

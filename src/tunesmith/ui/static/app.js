@@ -130,15 +130,12 @@ async function showRuns() {
 
 // ------------------------------------------------------------------ two runs side by side
 
-function metricsTable(columns) {  // columns: [[label, metrics.json]] -> rows of every model x metric
-  const rows = [];
-  const models = [...new Set(columns.flatMap(([, m]) => Object.keys(m || {}).filter(k => m[k] && typeof m[k] === "object")))];
-  for (const model of models) {
-    const keys = [...new Set(columns.flatMap(([, m]) => Object.keys(flatNumbers((m || {})[model] || {}))))];
-    for (const key of keys) rows.push(h("tr", {}, h("td", {}, LABEL[model] || model), h("td", {}, key),
-      columns.map(([, m]) => h("td", {class: "num"}, num(flatNumbers((m || {})[model] || {})[key])))));
-  }
-  return table(["model", "metric", ...columns.map(([label]) => ({label, num: true}))], rows);
+function metricsTable(runs) {  // runs: [[label, metrics.json]] -> one row per metric, a column per run x model
+  const columns = runs.flatMap(([label, m]) => Object.keys(m || {}).filter(k => m[k] && typeof m[k] === "object")
+    .map(model => ({label: `${label} · ${LABEL[model] || model}`, values: flatNumbers(m[model]), num: true})));
+  const keys = [...new Set(columns.flatMap(c => Object.keys(c.values)))];
+  const rows = keys.map(k => h("tr", {}, h("td", {}, k), columns.map(c => h("td", {class: "num"}, num(c.values[k])))));
+  return table(["metric", ...columns], rows, {id: "metrics-side"});
 }
 
 function flatNumbers(obj, prefix = "") {
@@ -156,7 +153,11 @@ async function showDiff(a, b) {
   if (id !== routeId) return;
   const rows = data.config.map(d => h("tr", {}, h("td", {}, d.key),
     h("td", {class: "diffval"}, JSON.stringify(d.a)), h("td", {class: "diffval"}, JSON.stringify(d.b))));
+  const facts = [["status", r => r.status], ["model", r => r.model], ["method", r => r.method], ["data", r => r.data],
+    ["steps", r => num(r.steps)], ["best eval loss", r => num(r.best_eval_loss)]];
   view.replaceChildren(h("h1", {}, `${a} vs ${b}`),
+    table(["", a, b], facts.map(([label, get]) => h("tr", {}, h("td", {}, label), h("td", {}, get(data.a) ?? "–"),
+      h("td", {}, get(data.b) ?? "–")))),
     h("h2", {}, "Config: what differs"), table(["key", a, b], rows, {id: "config-diff"}),
     h("h2", {}, "Metrics side by side"), metricsTable([[a, data.metrics.a], [b, data.metrics.b]]));
 }
