@@ -213,3 +213,18 @@ def test_a_slow_run_counts_as_running_for_three_of_its_log_gaps():
     slow = [{"step": s, "tokens_seen": 1000 * s, "tokens_per_s": 10.0} for s in (5, 6)]  # 100 s per record
     assert live_window(fast) == LIVE_SECONDS and live_window([]) == LIVE_SECONDS
     assert live_window(slow) == pytest.approx(300.0)
+
+
+def test_pairs_only_where_the_command_exists(client, runs_dir, monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr("tunesmith.ui.app._has_command", lambda name: False)
+    missing = client.post("/api/pairs", json={"run": "run"})
+    assert missing.status_code == 501 and "no `pairs` command" in missing.json()["error"]
+    calls = []
+    monkeypatch.setattr("tunesmith.ui.app._has_command", lambda name: name == "pairs")
+    monkeypatch.setattr(subprocess, "run", lambda command, **kw: calls.append(command) or
+                        subprocess.CompletedProcess(command, 0, stdout="12 pairs written\n", stderr=""))
+    made = client.post("/api/pairs", json={"run": "run"}).json()
+    assert made == {"returncode": 0, "output": "12 pairs written\n"}
+    assert calls[0][1:] == ["-m", "tunesmith", "pairs", str(runs_dir / "run")]
