@@ -27,6 +27,12 @@ function num(v, digits = 3) {
   return Math.abs(v) >= 1000 ? v.toFixed(0) : v.toFixed(digits);
 }
 
+function shortPath(path) {  // the last two parts of a path; hub ids and model names stay whole
+  if (!path) return "–";
+  const parts = String(path).split("/").filter(Boolean);
+  return String(path).startsWith("/") && parts.length > 2 ? `…/${parts.slice(-2).join("/")}` : String(path);
+}
+
 function headers(extra) {
   const key = localStorage.getItem("tunesmith-key");
   return Object.assign(key ? {Authorization: `Bearer ${key}`} : {}, extra || {});
@@ -67,8 +73,8 @@ document.getElementById("auth-save").addEventListener("click", () => {
 // ------------------------------------------------------------------ runs table
 
 const RUN_COLUMNS = [
-  {key: "name", label: "run"}, {key: "model", label: "model"}, {key: "method", label: "method"},
-  {key: "data", label: "data"}, {key: "status", label: "status"}, {key: "steps", label: "steps", num: true},
+  {key: "name", label: "run"}, {key: "model", label: "model", wide: true}, {key: "method", label: "method", wide: true},
+  {key: "data", label: "data", wide: true}, {key: "status", label: "status"}, {key: "steps", label: "steps", num: true},
   {key: "best_eval_loss", label: "best eval loss", num: true},
   ...MODELS.map(m => ({key: `m:${m}`, label: `${LABEL[m]} EM / F1`, num: true})),
 ];
@@ -93,7 +99,7 @@ async function showRuns() {
   }}, "Compare the two selected runs");
   const tbody = h("tbody");
   const head = h("tr", {}, h("th", {}, ""), RUN_COLUMNS.map(c => h("th", {
-    class: `sortable ${c.num ? "num" : ""} ${sortBy.key === c.key ? "sorted" + (sortBy.asc ? " asc" : "") : ""}`,
+    class: `sortable ${c.num ? "num" : ""} ${c.wide ? "hide-phone" : ""} ${sortBy.key === c.key ? "sorted" + (sortBy.asc ? " asc" : "") : ""}`,
     "data-key": c.key,
     onclick: () => { sortBy = {key: c.key, asc: sortBy.key === c.key ? !sortBy.asc : !c.num}; showRuns().catch(fail); },
   }, c.label)));
@@ -113,7 +119,9 @@ async function showRuns() {
     tbody.append(h("tr", {"data-run": run.name},
       h("td", {}, box),
       h("td", {}, h("a", {href: `#/run/${encodeURIComponent(run.name)}/train`}, run.name)),
-      h("td", {}, run.model || "–"), h("td", {}, run.method || "–"), h("td", {}, run.data || "–"),
+      h("td", {class: "hide-phone path", title: run.model || ""}, shortPath(run.model)),
+      h("td", {class: "hide-phone"}, run.method || "–"),
+      h("td", {class: "hide-phone path", title: run.data || ""}, shortPath(run.data)),
       h("td", {}, h("span", {class: `badge ${run.status.replace(" ", "-")}`}, run.status)),
       h("td", {class: "num"}, num(steps)), h("td", {class: "num"}, num(run.best_eval_loss)),
       MODELS.map(m => {
