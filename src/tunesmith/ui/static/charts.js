@@ -23,12 +23,14 @@ const Charts = (() => {
     return Array.from({length: n + 1}, (_, i) => lo + (hi - lo) * i / n);
   }
 
-  function frame(svg, xlo, xhi, ylo, yhi) {
+  function frame(svg, xlo, xhi, ylo, yhi, yfmt = fmt) {
     const sx = x => PAD.l + (xhi === xlo ? 0.5 : (x - xlo) / (xhi - xlo)) * (W - PAD.l - PAD.r);
     const sy = y => H - PAD.b - (yhi === ylo ? 0.5 : (y - ylo) / (yhi - ylo)) * (H - PAD.t - PAD.b);
-    for (const t of ticks(ylo, yhi, 4)) {
+    const step = Math.max(1, Math.ceil((yhi - ylo) / 4));  // counts: evenly spaced whole numbers
+    const yticks = yfmt === fmt ? ticks(ylo, yhi, 4) : Array.from({length: Math.floor((yhi - ylo) / step) + 1}, (_, i) => ylo + i * step);
+    for (const t of yticks) {
       el("line", {x1: PAD.l, x2: W - PAD.r, y1: sy(t), y2: sy(t), stroke: "#e3e6ec"}, svg);
-      el("text", {x: PAD.l - 6, y: sy(t) + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7280"}, svg).textContent = fmt(t);
+      el("text", {x: PAD.l - 6, y: sy(t) + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7280"}, svg).textContent = yfmt(t);
     }
     for (const t of ticks(xlo, xhi, Math.min(5, Math.max(1, xhi - xlo)))) {
       el("text", {x: sx(t), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#6b7280"}, svg).textContent = Math.round(t);
@@ -98,7 +100,7 @@ const Charts = (() => {
       return c;
     });
     const top = Math.max(...counts.flat());
-    const {sy} = frame(svg, lo, lo + width * bins, 0, top);
+    const {sy} = frame(svg, lo, lo + width * bins, 0, top, String);  // counts: whole-number ticks
     const inner = (W - PAD.l - PAD.r) / bins;
     counts.forEach((c, gi) => c.forEach((n, bi) => {
       if (!n) return;
