@@ -74,8 +74,9 @@ def test_training_log_is_read_incrementally(client, runs_dir):
 
 def test_comparison_rows_tags_and_unknown_metrics(client, runs_dir):
     (runs_dir / "run" / "eval" / "judge.json").write_text(json.dumps({"agreement": 0.8}))
+    (runs_dir / "run" / "check.json").write_text(json.dumps({"template": "ok"}))
     data = client.get("/api/compare", params={"run": "run"}).json()
-    assert data["other"] == {"judge": {"agreement": 0.8}}
+    assert data["other"] == {"judge": {"agreement": 0.8}, "check (run)": {"template": "ok"}}
     assert data["metrics"]["tuned"]["knowledge_accuracy"] == 0.75
     assert data["metrics"]["forgetting"] == {"general_loss_change": 0.02}
     assert data["changes"] == {"better": 9, "worse": 1, "same": 0}

@@ -89,13 +89,16 @@ def comparison(run: RunDir) -> dict[str, Any]:
     }
 
 
+KNOWN_FILES = {"metrics.json", "compare.json", "train_info.json", "timings.json"}
+
+
 def _other_eval_files(run: RunDir) -> dict[str, Any]:
-    """eval/*.json beyond metrics and compare (e.g. a forgetting measurement), shown as they are."""
-    known = {"metrics.json", "compare.json"}
+    """Results this page has no view for (eval/*.json beyond metrics, a check's JSON beside the run's
+    files), shown as they are so that new kinds of results appear without a change here."""
     found = {}
-    for path in sorted(run.eval.glob("*.json")) if run.eval.is_dir() else []:
-        if path.name not in known and (data := read_json(path)) is not None:
-            found[path.stem] = data
+    for path in sorted(run.eval.glob("*.json")) + sorted(run.root.glob("*.json")):
+        if path.name not in KNOWN_FILES and (data := read_json(path)) is not None:
+            found[path.stem if path.parent == run.eval else f"{path.stem} (run)"] = data
     return found
 
 
