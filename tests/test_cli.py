@@ -5,7 +5,7 @@ import sys
 
 from tunesmith.cli import main
 
-COMMANDS = ["quickstart", "run", "prep", "train", "eval", "compare", "chat", "generate", "serve", "export"]
+COMMANDS = ["quickstart", "run", "prep", "train", "eval", "compare", "chat", "generate", "serve", "export", "ui"]
 
 
 def tunesmith(*args: str, cwd=None) -> subprocess.CompletedProcess:

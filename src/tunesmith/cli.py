@@ -293,6 +293,19 @@ def serve(
 
 
 @app.command()
+def ui(
+    runs_dir: Annotated[Path, typer.Argument(help="Folder holding the run directories.")] = Path("runs"),
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8765,
+    api_key: Annotated[str | None, typer.Option(envvar="TUNESMITH_API_KEY", help="Require this Bearer token.")] = None,
+) -> None:
+    """A local web dashboard: runs, live training, data, comparisons, a playground, new runs."""
+    from tunesmith.ui import ui as run_ui
+
+    run_ui(runs_dir, host=host, port=port, api_key=api_key)
+
+
+@app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory with adapter/ or model/.")],
     out: Annotated[Path | None, typer.Option(

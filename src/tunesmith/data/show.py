@@ -22,6 +22,21 @@ def preview(dataset, tokenizer, count: int) -> list[str]:
     return shown
 
 
+def examples(dataset) -> Iterator[dict]:
+    """Each example of a prepared split (a packed row yields each example it holds), with its source."""
+    return _examples(dataset)
+
+
+def token_spans(tokenizer, input_ids: list[int], labels: list[int]) -> list[dict]:
+    """Runs of tokens that are all masked or all trained: [{"text", "trained", "tokens"}], in order."""
+    spans = []
+    for is_trained, group in groupby(zip(input_ids, labels, strict=True), key=lambda pair: pair[1] != IGNORE_INDEX):
+        ids = [token for token, _ in group]
+        spans.append({"text": tokenizer.decode(ids, skip_special_tokens=False), "trained": is_trained,
+                      "tokens": len(ids)})
+    return spans
+
+
 def _examples(dataset) -> Iterator[dict]:
     for row in dataset:
         if "position_ids" not in row or not row["position_ids"]:
@@ -37,9 +52,8 @@ def _examples(dataset) -> Iterator[dict]:
 def render(tokenizer, input_ids: list[int], labels: list[int], title: str) -> str:
     trained = sum(1 for label in labels if label != IGNORE_INDEX)
     lines = [f"── {title} · {len(input_ids)} tokens: {len(input_ids) - trained} masked, {trained} trained ──"]
-    for is_trained, group in groupby(zip(input_ids, labels, strict=True), key=lambda pair: pair[1] != IGNORE_INDEX):
-        ids = [token for token, _ in group]
-        lines += _span(tokenizer.decode(ids, skip_special_tokens=False), "train " if is_trained else "masked")
+    for span in token_spans(tokenizer, input_ids, labels):
+        lines += _span(span["text"], "train " if span["trained"] else "masked")
     lines.append("tokens at the boundaries: " + _boundaries(tokenizer, input_ids, labels))
     return "\n".join(lines)
 
