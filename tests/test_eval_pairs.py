@@ -31,20 +31,22 @@ def test_wrong_answers_become_pairs_that_load_as_preference_data(tiny_model_dir,
         answer = [reference, "seven", "", "no idea"][index]  # right, wrong, empty (skipped), wrong
         predictions.append({"index": index, "source": f"qa.jsonl:{index}", "reference": reference,
                             "prediction": answer, "scores": {"exact_match": float(answer == reference)}})
+    predictions[0].update(prediction=predictions[0]["reference"] + " or so", tags=["contradiction"])
+    predictions[0]["scores"]["exact_match"] = 1.0  # a high score, but a contradiction: still a pair
     _write(run / "eval" / "predictions_tuned.jsonl", predictions)
 
     result = CliRunner().invoke(app, ["pairs", str(run)])
     assert result.exit_code == 0, result.output
-    assert "2 pairs from 4 answers (exact_match < 0.5)" in result.output
+    assert "3 pairs from 4 answers (exact_match < 0.5)" in result.output
     pairs = [json.loads(line) for line in (run / "pairs.jsonl").read_text().splitlines()]
-    assert [p["rejected"] if isinstance(p["rejected"], str) else p["rejected"][0]["content"] for p in pairs] == [
-        "seven", "no idea"]
-    first_prompt = json.loads(test["example"][1])["messages"][-2]["content"]
-    assert pairs[0]["prompt"] in (first_prompt, json.loads(test["example"][1])["messages"][:-1])
+    rejected = [p["rejected"] if isinstance(p["rejected"], str) else p["rejected"][0]["content"] for p in pairs]
+    assert rejected[1:] == ["seven", "no idea"] and rejected[0].endswith(" or so")
+    messages = json.loads(test["example"][1])["messages"]
+    assert pairs[1]["prompt"] in (messages[-2]["content"], messages[:-1])
     loaded = load_rows(run / "pairs.jsonl")
-    assert loaded.chosen_format == "preference" and len(loaded.examples()) == 2
+    assert loaded.chosen_format == "preference"
     chosen = pairs[0]["chosen"] if isinstance(pairs[0]["chosen"], str) else pairs[0]["chosen"][0]["content"]
-    assert loaded.examples()[0]["messages"][-1]["content"] == chosen
+    assert len(loaded.examples()) == 3 and loaded.examples()[0]["messages"][-1]["content"] == chosen
 
 
 def test_pairs_of_an_unevaluated_run_say_what_to_do(tmp_path):

@@ -29,3 +29,30 @@ def test_margins_are_chosen_minus_rejected_log_likelihood():
     with torch.no_grad():
         logps, _ = sequence_logps(model.eval(), batch.input_ids, batch.labels)
     torch.testing.assert_close(margins, logps[:5] - logps[5:])
+
+
+def test_a_dpo_run_reports_preference_accuracy_base_vs_tuned(tmp_path, tiny_model_dir):
+    import json
+
+    from tunesmith.config import load_config
+    from tunesmith.evaluate import compare
+    from tunesmith.train import train
+
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"What is {i} plus {i}?", "chosen": f"{2 * i}", "rejected": f"{2 * i + 1} maybe"}
+            for i in range(30)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = load_config(None, [f"model={tiny_model_dir}", f"data.path={data}", f"run_dir={tmp_path / 'run'}",
+                                "data.test_size=6", "train.objective=dpo", "train.max_steps=4",
+                                "train.learning_rate=0.01", "train.compile=false", "eval.max_new_tokens=4",
+                                "eval.few_shot=0"])
+    train(config, progress=False)
+    metrics = compare(config, models=("base", "tuned"), progress=False, similarity=False)
+    base, tuned = metrics["base"], metrics["tuned"]
+    assert base["preference_n"] == tuned["preference_n"] == 6
+    assert "preference_reward_accuracy" in tuned and "preference_reward_accuracy" not in base
+    assert tuned["preference_margin"] - base["preference_margin"] == pytest.approx(tuned["preference_reward_margin"])
+    assert tuned["preference_reward_margin"] > 0  # DPO widened the gap on pairs it never saw
+    predictions = [json.loads(x) for x in (tmp_path / "run" / "eval" / "predictions.jsonl").read_text().splitlines()]
+    references = {r["reference"] for r in predictions}
+    assert references <= {r["chosen"] for r in rows}  # the generation comparison scores against chosen

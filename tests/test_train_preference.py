@@ -116,3 +116,20 @@ def test_dpo_resume_is_bit_identical(tmp_path, method):
     if method == "full":  # reference log-probs: computed once with the initial weights, read back on resume
         saved = json.loads((tmp_path / "cut" / "reference_logps.json").read_text())
         assert len(saved["train"]) == 16 and all(c < 0 and r < 0 for c, r in saved["train"])
+
+
+def test_a_preference_objective_on_sft_rows_says_what_data_it_needs(tmp_path):
+    from train_helpers import qa_rows
+    from tunesmith.errors import TunesmithError
+
+    model, tokenizer = trainable_model("lora")
+    with pytest.raises(TunesmithError, match=r"needs \{prompt, chosen, rejected\} rows.*tunesmith pairs"):
+        fit(model, qa_rows(tokenizer, n=8), None, settings(objective="orpo"), tmp_path,
+            pad_id=tokenizer.pad_token_id, precision=FP32, progress=False)
+
+
+def test_sft_on_preference_rows_trains_on_the_chosen_side():
+    _, tokenizer = trainable_model("lora")
+    rows = pair_rows(tokenizer, n=4)
+    data = TrainData.from_rows(rows, pairs=False)
+    assert data.rows == [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]

@@ -131,7 +131,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert double == pytest.approx(single, rel=1e-4)
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
+# full fine-tuning: the reference log-probs precomputed by every process, the reward stats summed across
+# them (LoRA's reference, the adapter switched off inside the wrapped forward, ran here too: ~1 min more)
+@pytest.mark.parametrize("method", ["full"])
 def test_dpo_on_two_gloo_processes_matches_one_process(tmp_path, tiny_model_dir, method):
     pairs = tmp_path / "pairs.jsonl"
     rows = [{"prompt": f"What is {i % 10} plus {i % 7}?", "chosen": f"It is {i % 10 + i % 7}.",

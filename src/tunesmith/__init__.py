@@ -9,10 +9,15 @@ The Python API mirrors the CLI, one function per command; heavy dependencies loa
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from tunesmith.config import Config, load_config
 from tunesmith.errors import TunesmithError
+
+# bitsandbytes (the qlora extra), which peft imports when installed, warns on a CPU that an optional hub
+# kernel is missing; its own CPU path works without it
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.checks import Check, Sources
-from tunesmith.data.formats import RowProblem, _messages, _text
+from tunesmith.data.formats import RowProblem, _message, _messages, _text
 
 FIELDS = ("prompt", "chosen", "rejected")
 IMPLICIT = ("chosen", "rejected")  # TRL's implicit-prompt shape: two whole conversations
@@ -110,20 +110,14 @@ def _answer(row: dict, columns: dict[str, str], name: str) -> str:
 
 
 def _split_conversations(row: dict, columns: dict[str, str]) -> tuple[list[dict], str, str]:
-    chosen, rejected = (_conversation(row, columns[name]) for name in IMPLICIT)
+    chosen, rejected = (_messages(row, columns[name]) for name in IMPLICIT)  # each ends with the assistant
     if chosen[:-1] != rejected[:-1]:
         raise RowProblem("'chosen' and 'rejected' must share every turn but the last (the prompt)")
     return chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]
-
-
-def _conversation(row: dict, column: str) -> list[dict]:
-    return _messages(row, column)  # alternating roles, ending with the assistant's answer
 
 
 def _turns(value: list[Any], column: str) -> list[dict]:
     """Messages without the alternation rule (a prompt ends with the user, an answer is one turn)."""
     if not value:
         raise RowProblem(f"field '{column}' is an empty list")
-    from tunesmith.data.formats import _message
-
     return [_message(turn, number) for number, turn in enumerate(value, 1)]

@@ -1,6 +1,7 @@
 """`tunesmith pairs RUN_DIR`: preference pairs from an evaluated run's own mistakes.
 
-Each test example a model answered wrongly (its score on the task's lead metric below a threshold)
+Each test example a model answered wrongly (its score on the task's lead metric below a threshold, or
+tagged as contradicting the reference)
 becomes {prompt, chosen: the reference answer, rejected: the model's answer}: the data a DPO, ORPO or
 SimPO run needs to steer the model away from what it actually gets wrong. A single-turn prompt is
 written as plain strings, a conversation (system prompt, earlier turns) in TRL's conversational shape.
@@ -19,6 +20,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.runs import RunDir, atomic_write_text
 
 DEFAULT_BELOW = 0.5  # a lead-metric score under this is a wrong answer
+WRONG_TAGS = {"contradiction"}  # knowledge tags that make an answer wrong whatever its score
 
 
 @dataclass
@@ -45,7 +47,8 @@ def make_pairs(run_dir: Path, models: tuple[str, ...] = ("tuned",), metric: str 
             if score is None:
                 raise TunesmithError(f"pairs --metric: {metric!r} is not among the scores in {run.eval}; "
                                      f"choose one of {', '.join(sorted(prediction.get('scores') or {}))}")
-            if score >= below or not answer.strip() or answer.strip() == reference.strip():
+            wrong = score < below or bool(WRONG_TAGS & set(prediction.get("tags") or ()))
+            if not wrong or not answer.strip() or answer.strip() == reference.strip():
                 continue
             rows.append(_pair(prompts[prediction["index"]], reference, answer, prediction.get("source")))
     path = Path(out) if out else run.root / "pairs.jsonl"

@@ -74,7 +74,8 @@ class ProgressBar:
         fields = {}
         if record:
             fields = {
-                "loss": f"{record['loss']:.4f}",
+                "loss": f"{record['loss']:.4f}"
+                + (f" reward acc {record['reward_accuracy']:.2f}" if "reward_accuracy" in record else ""),
                 "lr": f"{record['lr']:.2e}",
                 "tps": f"{record['tokens_per_s']:.0f}",
             }

