@@ -104,7 +104,7 @@ def check(run_dir: str | Path, *, export: str | Path | None = None, prompts: int
         result.lines.append(" | ".join(cells))
 
     # stop ids
-    taught = _taught_stops(run, prompts) or {tokenizer.eos_token_id}
+    taught = _taught_stops(run, prompts, tokenizer) or {tokenizer.eos_token_id}
     engine_stops = stop_token_ids(loaded.model, tokenizer, loaded.template.stop_strings)
     stops = {"eval/generate/serve": engine_stops}
     for name, folder in plain_paths.items():
@@ -172,10 +172,16 @@ def _test_rows(run: RunDir, limit: int) -> list[dict]:
     return [test[k] for k in range(min(limit, len(test)))]
 
 
-def _taught_stops(run: RunDir, limit: int) -> set[int]:
-    """The last trained label of each test row: the token training taught the model to end with."""
-    answers = ([label for label in row["labels"] if label != IGNORE_INDEX] for row in _test_rows(run, limit))
-    return {answer[-1] for answer in answers if answer}
+def _taught_stops(run: RunDir, limit: int, tokenizer) -> set[int]:
+    """The token training taught each test answer to end with: its first special token (EOS, which a
+    chat template may follow with a newline), else its last trained token."""
+    special = set(tokenizer.all_special_ids)
+    taught = set()
+    for row in _test_rows(run, limit):
+        answer = [label for label in row["labels"] if label != IGNORE_INDEX]
+        if answer:
+            taught.add(next((label for label in answer if label in special), answer[-1]))
+    return taught
 
 
 def _first_difference(expected: list[int], got: list[int], tokenizer) -> str | None:
