@@ -9,7 +9,7 @@ from torch import nn
 
 from tunesmith.config import LoraConfig
 from tunesmith.errors import TunesmithError
-from tunesmith.models import load_model
+from tunesmith.models import load_model, unwrap_peft
 from tunesmith.train.dropout import speed_up_lora_dropout
 from tunesmith.train.hardware import DTYPES, Precision
 
@@ -133,6 +133,4 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-def causal_lm(model: nn.Module) -> nn.Module:
-    """The transformers causal LM inside a peft wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+causal_lm = unwrap_peft  # the one peft-unwrap helper (models.py)
