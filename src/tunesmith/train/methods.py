@@ -116,10 +116,6 @@ def _load_4bit(path: Path, precision: Precision, attention: str, trust_remote_co
         raise TunesmithError(f"model: cannot load {path} in 4 bits for qlora ({type(err).__name__}: {err})") from None
 
 
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; tied weights counted once."""
     seen: set[int] = set()
