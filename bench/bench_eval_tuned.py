@@ -37,8 +37,9 @@ def hf_batched(model, tokenizer, prompts, max_new_tokens: int, batch_size: int, 
         for start in range(0, len(order), batch_size):
             ids, mask = left_pad(order[start:start + batch_size], tokenizer.pad_token_id, "cpu")
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 eos_token_id=sorted(stops), pad_token_id=tokenizer.pad_token_id)
-            for row in out[:, ids.shape[1]:].tolist():
+                                 eos_token_id=sorted(stops) or None, pad_token_id=tokenizer.pad_token_id,
+                                 min_new_tokens=max_new_tokens if not stops else None)
+            for row in out[:, ids.shape[1]:].tolist():  # every row is max_new_tokens wide (or ends on EOS)
                 stop = next((k for k, t in enumerate(row) if t in stops), None)
                 tokens += len(row) if stop is None else stop + 1
     return tokens
@@ -57,6 +58,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--fixed-length", action="store_true",
+                        help="ignore EOS: every answer is max_new_tokens long, so tok/s compares cost alone "
+                             "(with EOS, a model whose answers end early keeps fewer rows busy)")
     args = parser.parse_args()
 
     rows = [json.loads(line) for line in FAQ.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -75,7 +79,8 @@ def main() -> None:
         loaded = models[name]
         messages = [[{"role": "user", "content": row["question"]}] for row in rows[:args.examples]]
         prompts = [encode_prompt(loaded.tokenizer, loaded.template, m) for m in messages]
-        stops = stop_token_ids(loaded.model, loaded.tokenizer, loaded.template.stop_strings)
+        stops = set() if args.fixed_length else stop_token_ids(loaded.model, loaded.tokenizer,
+                                                                 loaded.template.stop_strings)
         run(loaded.model, loaded.tokenizer, prompts[:2], 4, 2, stops)  # warm-up
         started = time.perf_counter()
         tokens = run(loaded.model, loaded.tokenizer, prompts, args.max_new_tokens, args.batch_size, stops)
@@ -85,7 +90,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"{args.run_dir}: {args.examples} FAQ questions, greedy, max_new_tokens {args.max_new_tokens}, "
           f"batch {args.batch_size}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {load[0]:.2f}\n")
+          f"load average {load[0]:.2f}{', EOS ignored (fixed length)' if args.fixed_length else ''}\n")
     print("| method | model | dtype | generated tokens | seconds | tok/s |\n|---|---|---|---:|---:|---:|")
     for r in results:
         print(f"| {r['method']} | {r['model']} | {r['dtype']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} |")
