@@ -55,13 +55,13 @@ def child(size: int, max_new_tokens: int, batch_size: int, model_spec: str) -> d
     from tunesmith.data.tokenize import encode_prompt
     from tunesmith.evaluate.examples import EvalExample, Task
     from tunesmith.evaluate.model_eval import EvalSettings, run_model
-    from tunesmith.evaluate.setup import eval_dtype
     from tunesmith.models import load_model, load_tokenizer, resolve_model
+    from tunesmith.precision import load_policy
 
     path = resolve_model(model_spec).path
     tokenizer = load_tokenizer(path)
     template = resolve_template("auto", tokenizer)
-    model = load_model(path, eval_dtype()).eval()
+    model = load_model(path, load_policy("auto").torch_dtype).eval()
     # the same 100 questions, repeated: every size has the same length distribution (and longest batch)
     rows = [json.loads(line) for line in FAQ.read_text(encoding="utf-8").splitlines() if line.strip()][:POOL]
     examples = [

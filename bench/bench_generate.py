@@ -1,9 +1,9 @@
-"""Generation throughput: tunesmith's batched `generate` against calling `model.generate` per example.
+"""Generation throughput: tunesmith's engine (batched) against calling `model.generate` per example.
 
 One run, side by side, on the embedded SmolLM2-135M-Instruct and the bundled FAQ questions:
 
   1. baseline: `model.generate` one example at a time (greedy, KV cache), bf16 or fp32 as chosen
-  2. tunesmith: `tunesmith.evaluate.generate.generate`, batched by length, left-padded, same dtype
+  2. tunesmith: `tunesmith.engine.generate`, batched (finished rows leave, waiting ones join), same dtype
      (1 and 2 alternate, one batch of prompts at a time, so a shared machine's load hits both alike)
   3. quality check: the batched run again in the other dtype; token F1 / ROUGE-L against the
      reference answers and agreement with the baseline's answers show whether bf16 costs quality
@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 import torch
-from tunesmith.evaluate.generate import eos_token_ids, generate
 
 from tunesmith.data.templates import resolve_template
 from tunesmith.data.tokenize import encode_prompt
+from tunesmith.engine import Sequence, generate, stop_token_ids
 from tunesmith.evaluate.metrics import rouge_l, token_f1
-from tunesmith.evaluate.setup import cpu_has_fast_bf16
 from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.precision import bf16_native
 
 FAQ = Path(__file__).resolve().parents[1] / "examples" / "lumen_faq.jsonl"
 
@@ -46,7 +46,7 @@ def questions(count: int) -> list[tuple[str, str]]:
 
 def one_at_a_time(model, tokenizer, prompts: list[list[int]], max_new_tokens: int) -> tuple[list[str], int, float]:
     """The baseline: plain `model.generate` per prompt. Returns (texts, generated tokens, seconds)."""
-    eos = sorted(eos_token_ids(model, tokenizer))
+    eos = sorted(stop_token_ids(model, tokenizer))
     texts, tokens = [], 0
     started = time.perf_counter()
     with torch.inference_mode():
@@ -65,7 +65,8 @@ def one_at_a_time(model, tokenizer, prompts: list[list[int]], max_new_tokens: in
 
 def batched(model, tokenizer, prompts, max_new_tokens: int, batch_size: int, stops) -> tuple[list[str], int, float]:
     started = time.perf_counter()
-    out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, stop_strings=stops)
+    out = [Sequence(p, max_new_tokens, stop_strings=stops) for p in prompts]
+    generate(model, tokenizer, out, stop_token_ids(model, tokenizer, stops), batch_size=batch_size)
     return [g.text for g in out], sum(g.new_tokens for g in out), time.perf_counter() - started
 
 
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true", help="skip the other-dtype quality run")
     args = parser.parse_args()
 
-    bf16 = args.dtype == "bf16" or (args.dtype == "auto" and cpu_has_fast_bf16())
+    bf16 = args.dtype == "bf16" or (args.dtype == "auto" and bf16_native("cpu"))
     dtype, other = (torch.bfloat16, torch.float32) if bf16 else (torch.float32, torch.bfloat16)
     path = resolve_model(args.model).path
     tokenizer = load_tokenizer(path)

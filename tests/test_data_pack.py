@@ -5,7 +5,7 @@ import json
 import numpy as np
 import torch
 
-from tunesmith.data.collate import collate, pad_batch
+from tunesmith.data.collate import collate
 from tunesmith.data.pack import pack_bins, pack_row, pack_stream
 from tunesmith.data.tokenize import IGNORE_INDEX
 
@@ -56,9 +56,9 @@ def test_packed_examples_do_not_attend_to_each_other(model):
     model.eval()
     row = pack_row([A, B, C])
     batch = collate([row, pack_row([C])], pad_id=0)
-    assert "attention_mask" not in batch
+    assert batch.position_ids is not None  # no attention mask: the model derives it from the positions
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[0]
+        packed = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits[0]
         start = 0
         for example in (A, B, C):
             alone = model(input_ids=torch.tensor([example["input_ids"]]), use_cache=False).logits[0]
@@ -67,20 +67,20 @@ def test_packed_examples_do_not_attend_to_each_other(model):
             start = end
         # and without the restart, the second example *would* see the first: the check has teeth
         flat = torch.arange(len(row["input_ids"]))[None]
-        leaky = model(input_ids=batch["input_ids"][:1], position_ids=flat, use_cache=False).logits[0]
+        leaky = model(input_ids=batch.input_ids[:1], position_ids=flat, use_cache=False).logits[0]
         assert not torch.allclose(leaky[5:9], packed[5:9], atol=1e-3)
 
 
 def test_padding_is_masked_by_length_so_eos_keeps_its_label():
     eos = pad = 2
-    batch = pad_batch([A, {"input_ids": [1, 40, 2], "labels": [M, 40, 2]}], pad_id=pad)
-    assert batch["input_ids"] == [[1, 10, 11, 12, 2], [1, 40, 2, pad, pad]]
-    assert batch["labels"] == [[M, M, 11, 12, 2], [M, 40, eos, M, M]]
-    assert batch["attention_mask"] == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    batch = collate([A, {"input_ids": [1, 40, 2], "labels": [M, 40, 2]}], pad_id=pad)  # training's collator
+    assert batch.input_ids.tolist() == [[1, 10, 11, 12, 2], [1, 40, 2, pad, pad]]
+    assert batch.labels.tolist() == [[M, M, 11, 12, 2], [M, 40, eos, M, M]]
+    assert (batch.tokens, batch.targets) == (8, 5)
 
 
 def test_packed_padding_forms_its_own_sequence():
-    batch = pad_batch([pack_row([A, B]), pack_row([C])], pad_id=0, pad_to_multiple_of=4)
-    assert batch["position_ids"][1] == [0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8]
-    assert batch["labels"][1] == [M, 31, 32] + [M] * 9
-    assert collate([C], pad_id=0)["input_ids"].dtype == torch.long
+    batch = collate([pack_row([A, B]), pack_row([C])], pad_id=0)
+    assert batch.position_ids[1].tolist() == [0, 1, 2, 0, 1, 2, 3, 4, 5]
+    assert batch.labels[1].tolist() == [M, 31, 32] + [M] * 6
+    assert batch.input_ids.dtype == torch.long

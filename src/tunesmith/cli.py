@@ -314,10 +314,35 @@ def export(
     gguf: Annotated[bool, typer.Option(help="Also write a GGUF file (needs a converter).")] = False,
     dtype: Annotated[str, typer.Option(help="dtype of the written weights (the adapter is merged in fp32).")] = "fp32",
 ) -> None:
-    """Write a standalone Hugging Face model folder (merged adapter, tokenizer, template)."""
+    """Write a standalone Hugging Face model folder (merged adapter, tokenizer, template), then `check` it."""
     from tunesmith.use.export import export as run_export
 
-    print(f"exported: {run_export(run_dir, out or run_dir / 'export', merge=merge, gguf=gguf, dtype=dtype)}")
+    folder = out or run_dir / "export"
+    print(f"exported: {run_export(run_dir, folder, merge=merge, gguf=gguf, dtype=dtype)}")
+    if (run_dir / "config.yaml").is_file():
+        from tunesmith.use.check import check as run_check
+
+        result = run_check(run_dir, export=folder)
+        print(result.summary())
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory with adapter/ or model/.")],
+    export: Annotated[Path | None, typer.Option(help="Also check this merged export folder (and its model.gguf).")]
+    = None,
+    prompts: Annotated[int, typer.Option(min=1, help="Test prompts to compare.")] = 4,
+    dtype: DtypeOption = "auto",
+) -> None:
+    """Check that training, eval, generate/serve, plain transformers and the export all agree (exit 1 if not)."""
+    from tunesmith.use.check import check as run_check
+
+    result = run_check(run_dir, export=export, prompts=prompts, dtype=dtype)
+    print(result.summary())
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -158,6 +158,11 @@ def _hub_snapshot(repo_id: str) -> Path:
     return folder
 
 
+def unwrap_peft(model):
+    """The transformers causal LM inside a peft wrapper (or the model itself): the one place that unwraps."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def load_tokenizer(path: Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 

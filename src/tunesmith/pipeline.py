@@ -54,6 +54,11 @@ def _run(config: Config, run_dir: RunDir, overwrite: bool) -> RunResult:
     import json
 
     metrics = json.loads(run_dir.metrics.read_text(encoding="utf-8"))
+    from tunesmith.use.check import check
+
+    begun = time.perf_counter()
+    print(check(run_dir.root, dtype=config.eval.dtype).summary())  # every path runs what was evaluated
+    timings["check"] = round(time.perf_counter() - begun, 1)
     timings["total"] = round(time.perf_counter() - started, 1)
     atomic_write_json(run_dir.root / "timings.json", timings)
     write_report(run_dir.root)

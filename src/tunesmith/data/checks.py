@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tunesmith.data.collate import pad_batch
+from tunesmith.data.collate import collate
 from tunesmith.data.dedup import NEAR_THRESHOLD, Leakage
 from tunesmith.data.templates import Template
 from tunesmith.data.tokenize import IGNORE_INDEX
@@ -69,9 +69,9 @@ def check_pad_eos(pad_id: int | None, eos_id: int | None, eos_masked: np.ndarray
                      len(masked), sources(masked[:5]))
     if pad_id is None or pad_id != eos_id:
         return Check("pad_eos", "ok", "the pad token is not the EOS token")
-    batch = pad_batch(sample, pad_id) if sample else {"input_ids": [], "labels": []}
-    for ids, labels, row in zip(batch["input_ids"], batch["labels"], sample, strict=True):
-        kept = sum(1 for token, label in zip(ids, labels, strict=True) if token == eos_id and label == eos_id)
+    batch = collate(sample, pad_id) if sample else None  # the collator training uses
+    for k, row in enumerate(sample):
+        kept = int(((batch.input_ids[k] == eos_id) & (batch.labels[k] == eos_id)).sum())
         if kept < row["labels"].count(eos_id):
             return Check("pad_eos", "error", "collating a batch masked EOS labels as padding", 1)
     return Check("pad_eos", "ok", f"the pad token is the EOS token (id {eos_id}); padding is masked by length, "

@@ -1,42 +1,79 @@
-"""Batches for training: pad at collate time, masked by length, never by pad-token id.
+"""The one collator: batches for training, and for the data check of EOS labels (data/checks.py).
 
-SmolLM2's pad token IS its EOS token: masking labels where `input_ids == pad_id` would erase
-every EOS and the model would never learn to stop. Here padding is whatever lies past a row's
-length, so EOS inside a row always keeps its label.
+Pad at collate time, masked by length, never by pad-token id: SmolLM2's pad token IS its EOS
+token, so masking labels where `input_ids == pad_id` would erase every EOS and the model would
+never learn to stop. Here padding is whatever lies past a row's length, so EOS inside a row
+always keeps its label.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import torch
+
 from tunesmith.data.tokenize import IGNORE_INDEX
 
+PREFERENCE_COLUMNS = ("rejected_input_ids", "rejected_labels")  # beside input_ids/labels (the chosen side)
 
-def pad_batch(rows: list[dict], pad_id: int, pad_to_multiple_of: int = 1) -> dict[str, list[list[int]]]:
-    """Right-pad `input_ids` and `labels` (and `position_ids` of packed rows) to the longest row.
 
-    Unpacked rows get an `attention_mask` (1 = real token). Packed rows get none: their
-    `position_ids` restart at 0 for every example, and the padded tail is numbered from 0 too,
-    so it forms a separate sequence; the model derives the block-diagonal mask from them (call
-    it with `use_cache=False` in training, as transformers only does this without a cache).
+@dataclass
+class Batch:
+    """Right-padded tensors for one forward pass."""
+
+    input_ids: torch.Tensor  # [B, T]
+    labels: torch.Tensor  # [B, T], IGNORE_INDEX on padding and untrained tokens
+    position_ids: torch.Tensor | None  # [B, T] for packed rows (restart at 0 per example), else None
+    tokens: int  # tokens that are not padding
+    targets: int  # positions whose next token is trained (the loss's denominator); pairs for preference rows
+    reference: torch.Tensor | None = None  # [B] reference log-probs of preference rows (full fine-tuning DPO)
+
+    def to(self, device: torch.device) -> Batch:
+        pos = self.position_ids.to(device) if self.position_ids is not None else None
+        ref = self.reference.to(device) if self.reference is not None else None
+        return Batch(self.input_ids.to(device), self.labels.to(device), pos, self.tokens, self.targets, ref)
+
+    def inputs(self) -> tuple:
+        """The objective's arguments."""
+        extra = (self.reference,) if self.reference is not None else ()
+        return (self.input_ids, self.labels, self.position_ids, *extra)
+
+
+def collate(rows: list[dict], pad_id: int) -> Batch:
+    """Pad to the longest row, masking by length (never by token id: pad may equal EOS).
+
+    No attention mask is built: with right padding and causal attention no real token can see a
+    pad, and pads' outputs carry no loss. Packed rows get position_ids, from which the model builds
+    a block-diagonal mask; the first token of each packed example is never a target (it would be
+    predicted from the previous example).
+    Preference rows (with rejected_input_ids) become 2B rows: the B chosen sides, then the B rejected.
     """
-    longest = max(len(row["input_ids"]) for row in rows)
-    width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    if PREFERENCE_COLUMNS[0] in rows[0]:
+        return _collate_pairs(rows, pad_id)
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     packed = "position_ids" in rows[0]
-    batch: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
-    batch["position_ids" if packed else "attention_mask"] = []
-    for row in rows:
+    positions = torch.zeros((len(rows), width), dtype=torch.long) if packed else None
+    for i, row in enumerate(rows):
         n = len(row["input_ids"])
-        tail = width - n
-        batch["input_ids"].append([*row["input_ids"], *[pad_id] * tail])
-        batch["labels"].append([*row["labels"], *[IGNORE_INDEX] * tail])
-        if packed:
-            batch["position_ids"].append([*row["position_ids"], *range(tail)])
-        else:
-            batch["attention_mask"].append([1] * n + [0] * tail)
+        ids[i, :n] = torch.tensor(row["input_ids"], dtype=torch.long)
+        labels[i, :n] = torch.tensor(row["labels"], dtype=torch.long)
+        if positions is not None:
+            positions[i, :n] = torch.tensor(row["position_ids"], dtype=torch.long)
+            positions[i, n:] = torch.arange(width - n)  # padding forms its own segment
+    if positions is not None:
+        labels[positions == 0] = IGNORE_INDEX
+    tokens = sum(len(r["input_ids"]) for r in rows)
+    targets = int((labels[:, 1:] != IGNORE_INDEX).sum())
+    return Batch(ids, labels, positions, tokens, targets)
+
+
+def _collate_pairs(rows: list[dict], pad_id: int) -> Batch:
+    sides = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+    sides += [{"input_ids": r["rejected_input_ids"], "labels": r["rejected_labels"]} for r in rows]
+    batch = collate(sides, pad_id)
+    batch.targets = len(rows)
+    if "ref_chosen" in rows[0]:
+        batch.reference = torch.tensor([r["ref_chosen"] for r in rows] + [r["ref_rejected"] for r in rows])
     return batch
-
-
-def collate(rows: list[dict], pad_id: int, pad_to_multiple_of: int = 1) -> dict:
-    """`pad_batch` as torch.long tensors [batch, longest]."""
-    import torch
-
-    return {k: torch.tensor(v, dtype=torch.long) for k, v in pad_batch(rows, pad_id, pad_to_multiple_of).items()}

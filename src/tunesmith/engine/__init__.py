@@ -9,6 +9,11 @@
   detokenize.py: ids -> text, stop strings, streaming without half characters;
 - worker.py: `Engine`, the same batch on a worker thread taking new requests between steps
   (continuous batching), for the HTTP server.
+
+Of the two stacks the project had (transformers' `generate` in eval, this KV loop in serve/chat),
+this one was kept: per generated token it costs what `generate` costs (bench/bench_eval_tuned.py
+--fixed-length), and it also lets finished rows leave the batch, streams, samples each row with
+its own settings, and takes new rows between steps.
 """
 
 from tunesmith.data.tokenize import encode_prompt

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from tunesmith.engine.detokenize import TextStream
 from tunesmith.engine.sampling import sample_one
+from tunesmith.models import unwrap_peft
 
 log = logging.getLogger("tunesmith.engine")
 Update = tuple[Hashable, str, str | None]  # (row key, new text, finish reason once finished)
@@ -169,12 +170,8 @@ def fail(sequence, err: Exception) -> str:
     return "error"
 
 
-def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def _takes(model, argument: str) -> bool:
-    return argument in inspect.signature(_base(model).forward).parameters
+    return argument in inspect.signature(unwrap_peft(model).forward).parameters
 
 
 def _cache_arg(model) -> str:
@@ -185,4 +182,4 @@ def _cache_arg(model) -> str:
 def _new_cache(model):
     from transformers import DynamicCache
 
-    return DynamicCache(config=_base(model).config)
+    return DynamicCache(config=unwrap_peft(model).config)

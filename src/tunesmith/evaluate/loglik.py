@@ -16,6 +16,7 @@ import torch
 
 from tunesmith.engine.batch import left_pad
 from tunesmith.evaluate.metrics.perplexity import IGNORE_INDEX, sequence_nll
+from tunesmith.models import unwrap_peft
 
 Pair = tuple[list[int], list[int]]  # (context ids, continuation ids)
 
@@ -75,5 +76,5 @@ def _tail_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, k
 
 def accepts_logits_to_keep(model) -> bool:
     """Whether the (possibly peft-wrapped) model can skip the LM head for early positions."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = unwrap_peft(model)
     return "logits_to_keep" in inspect.signature(inner.forward).parameters

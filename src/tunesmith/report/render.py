@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from tunesmith.evaluate.outputs import read_json
 from tunesmith.report import charts
 from tunesmith.report.collect import ReportData
 from tunesmith.report.content import (
@@ -109,6 +110,9 @@ def timing_rows(data: ReportData) -> list[tuple[str, str]]:
         if values.get("seconds") is not None:
             speed = f", {fmt(values.get('tokens_per_s'), 0)} generated tok/s" if values.get("tokens_per_s") else ""
             rows.append((f"eval {model_label(model)}", f"{fmt(values['seconds'], 1)} s{speed}"))
+    check = read_json(data.run.root / "check.json") or {}
+    if check.get("summary"):
+        rows.append(("tunesmith check (prompt ids, stop ids, greedy outputs)", str(check["summary"])))
     generation = data.info.get("generation") or {}
     if generation.get("summary"):
         rows.append(("eval generation", str(generation["summary"])))

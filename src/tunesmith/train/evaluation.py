@@ -57,12 +57,13 @@ class GenerationProbe:
 
     def __call__(self, model: nn.Module) -> float:
         """The mean metric of the model's greedy answers (layers run eagerly: compiled ones would recompile)."""
-        from tunesmith.evaluate.generate import generate
+        from tunesmith.engine import Sequence, generate, stop_token_ids
         from tunesmith.evaluate.metrics import score_example
 
+        answers = [Sequence(prompt, self.max_new_tokens, stop_strings=self.stop_strings) for prompt in self.prompts]
+        stop_ids = stop_token_ids(model, self.tokenizer, self.stop_strings)
         with torch.compiler.set_stance("force_eager"):
-            answers = generate(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
-                               batch_size=self.batch_size, stop_strings=self.stop_strings)  # fmt: skip
+            generate(model, self.tokenizer, answers, stop_ids, batch_size=self.batch_size)
         pairs = zip(answers, self.references, strict=True)
         return sum(score_example(a.text, ref, self.extract)[self.metric] for a, ref in pairs) / len(self.references)
 

@@ -20,7 +20,8 @@ import functools
 
 import torch
 
-IGNORE_INDEX = -100
+from tunesmith.data.tokenize import IGNORE_INDEX  # the one label-ignore constant
+
 DEFAULT_CHUNK = 1024  # rows of logits per block: 1024 x 49k vocab x 4 bytes = 200 MB in fp32
 
 

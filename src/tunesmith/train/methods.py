@@ -9,7 +9,7 @@ from torch import nn
 
 from tunesmith.config import LoraConfig
 from tunesmith.errors import TunesmithError
-from tunesmith.models import load_model
+from tunesmith.models import load_model, unwrap_peft
 from tunesmith.train.dropout import speed_up_lora_dropout
 from tunesmith.train.hardware import DTYPES, Precision
 
@@ -118,10 +118,6 @@ def _load_4bit(path: Path, precision: Precision, attention: str, trust_remote_co
         raise TunesmithError(f"model: cannot load {path} in 4 bits for qlora ({type(err).__name__}: {err})") from None
 
 
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; tied weights counted once."""
     seen: set[int] = set()
@@ -135,6 +131,4 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-def causal_lm(model: nn.Module) -> nn.Module:
-    """The transformers causal LM inside a peft wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+causal_lm = unwrap_peft  # the one peft-unwrap helper (models.py)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.engine import Sequence, context_length, generate, stop_token_ids
 from tunesmith.errors import TunesmithError
+from tunesmith.evaluate.progress import Progress
 from tunesmith.loading import LoadedModel, load_for_use
 from tunesmith.runs import atomic_write_text
 from tunesmith.use.rows import PromptRow, read_prompt_rows
@@ -77,7 +76,7 @@ def generate_rows(loaded: LoadedModel, rows: list[PromptRow], output_path: Path,
                 row_seed = None if seed is None else seed + position
                 sequences[position] = Sequence(ids, min(max_new_tokens, limit - len(ids)), temperature, top_p,
                                                stops, row_seed)
-    with _progress(len(sequences), show_progress) as advance:
+    with Progress(show_progress) as bar, bar.task("generate", len(sequences)) as advance:
         generate(loaded.model, loaded.tokenizer, list(sequences.values()), stop_ids, batch_size=batch_size,
                  progress=advance)
     for position, sequence in sequences.items():
@@ -118,18 +117,3 @@ def _line(row: PromptRow) -> int | str:
     """The line (or row) number of a "file:line" source."""
     number = row.source.rsplit(":", 1)[-1]
     return int(number) if number.isdigit() else row.source
-
-
-@contextmanager
-def _progress(total: int, show: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (or nothing); yields the function that advances it."""
-    if not show:
-        yield lambda count: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    columns = ("generating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(file=sys.stderr)) as bar:
-        task = bar.add_task("generate", total=total)
-        yield lambda count: bar.advance(task, count)

@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from tunesmith.data.tokenize import IGNORE_INDEX  # the one label-ignore constant
 
 
 def perplexity(total_nll: float, total_tokens: int) -> float:
