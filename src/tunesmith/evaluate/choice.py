@@ -11,7 +11,6 @@ not favour short choices.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tunesmith.data.templates import Template
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.loglik import continuation_logprobs
+from tunesmith.evaluate.outputs import read_user_jsonl
 
 FIELD_HINT = (
     'each line must look like {"question": "...", "choices": ["...", "..."], "answer": 0} or, as ARC, '
@@ -40,26 +40,10 @@ def load_choices(path: str | Path) -> list[ChoiceRow]:
     Raises:
         TunesmithError: naming file:line and the problem, for a missing file or a bad row.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TunesmithError(f"eval.choices_path: {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise TunesmithError(f"eval.choices_path: cannot read {path} ({err})") from None
-    rows = [_parse_row(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
-    if not rows:
-        raise TunesmithError(f"eval.choices_path: {path} has no questions; {FIELD_HINT}")
-    return rows
+    return read_user_jsonl(path, "eval.choices_path", FIELD_HINT, _parse_row)
 
 
-def _parse_row(line: str, where: str) -> ChoiceRow:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise TunesmithError(f"{where}: not valid JSON ({err.msg}); {FIELD_HINT}") from None
-    if not isinstance(raw, dict):
-        raise TunesmithError(f"{where}: expected an object; {FIELD_HINT}")
+def _parse_row(raw: dict, where: str) -> ChoiceRow:
     question, choices, answer = raw.get("question"), raw.get("choices"), raw.get("answer")
     if isinstance(choices, dict):
         choices, answer = _arc_choices(choices, raw.get("answerKey"), where)

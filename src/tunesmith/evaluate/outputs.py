@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from tunesmith.errors import TunesmithError
 from tunesmith.runs import RunDir, atomic_write_json, atomic_write_text
+
+T = TypeVar("T")
 
 MODELS = ("base", "few_shot", "tuned")
 PER_MODEL_FIELDS = (
@@ -34,6 +38,37 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def read_user_jsonl(path: str | Path, label: str, hint: str, parse: Callable[[dict, str], T]) -> list[T]:
+    """`parse(object, "file:line")` of every non-blank line of a user's JSONL file.
+
+    Raises:
+        TunesmithError: `label: ...` for a missing, unreadable or empty file; file:line for a line that
+            is not a JSON object (`hint` says what a row should look like).
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TunesmithError(f"{label}: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise TunesmithError(f"{label}: cannot read {path} ({err})") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TunesmithError(f"{where}: not valid JSON ({err.msg}); {hint}") from None
+        if not isinstance(raw, dict):
+            raise TunesmithError(f"{where}: expected an object; {hint}")
+        rows.append(parse(raw, where))
+    if not rows:
+        raise TunesmithError(f"{label}: {path} has no rows; {hint}")
+    return rows
 
 
 def read_json(path: Path) -> Any | None:

@@ -9,7 +9,6 @@ Writes `OUT/eval/metrics.json`, `predictions*.jsonl`, `compare.json` and `OUT/re
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from tunesmith.evaluate.examples import EvalExample, detect_task
 from tunesmith.evaluate.knowledge import add_knowledge
 from tunesmith.evaluate.metrics import aggregate, score_example
 from tunesmith.evaluate.metrics.bleu import corpus_bleu
-from tunesmith.evaluate.outputs import write_outputs
+from tunesmith.evaluate.outputs import read_user_jsonl, write_outputs
 from tunesmith.evaluate.tags import count_tags, failed, tag_failure
 from tunesmith.runs import RunDir
 
@@ -33,26 +32,10 @@ def read_predictions(path: str | Path) -> list[dict]:
     Raises:
         TunesmithError: naming file:line for a missing file, bad JSON or a missing field.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TunesmithError(f"score: {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise TunesmithError(f"score: cannot read {path} ({err})") from None
-    rows = [_row(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
-    if not rows:
-        raise TunesmithError(f"score: {path} has no rows; {HINT}")
-    return rows
+    return read_user_jsonl(path, "score", HINT, _row)
 
 
-def _row(line: str, where: str) -> dict:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise TunesmithError(f"{where}: not valid JSON ({err.msg}); {HINT}") from None
-    if not isinstance(raw, dict):
-        raise TunesmithError(f"{where}: expected an object; {HINT}")
+def _row(raw: dict, where: str) -> dict:
     row = {"source": where}
     for field, names in FIELDS.items():
         value = next((raw[name] for name in names if name in raw), None)

@@ -63,9 +63,9 @@ def collect(run_dir: Path) -> ReportData:
         metrics=metrics,
         rows=read_jsonl(rows_path) if rows_path.is_file() else [],
         info=read_json(run.eval / "compare.json") or {},
-        train_log=_train_log(run.train_log),
+        train_log=read_train_log(run.train_log),
         data_report=read_json(run.data_report) or {},
-        lengths=_split_lengths(run.data),
+        lengths=split_lengths(run.data),
         config=_yaml(run.config),
         fingerprint=read_json(run.data / "fingerprint.json") or {},
         timings=read_json(run.root / "timings.json") or {},
@@ -73,7 +73,7 @@ def collect(run_dir: Path) -> ReportData:
     )
 
 
-def _train_log(path: Path) -> list[dict]:
+def read_train_log(path: Path) -> list[dict]:
     """Records of train_log.jsonl; a torn last line (a crash mid-write) is skipped."""
     if not path.is_file():
         return []
@@ -88,7 +88,7 @@ def _train_log(path: Path) -> list[dict]:
     return records
 
 
-def _split_lengths(data_dir: Path) -> dict[str, list[int]]:
+def split_lengths(data_dir: Path) -> dict[str, list[int]]:
     """Token length of every prepared example, per split, read from the Arrow column (no decoding)."""
     lengths: dict[str, list[int]] = {}
     for split in ("train", "test"):

@@ -8,7 +8,6 @@ exited non-zero means failed; anything else that started training is interrupted
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from tunesmith.evaluate.outputs import read_json
+from tunesmith.report.collect import read_train_log
 from tunesmith.runs import RunDir
 from tunesmith.ui import launches
 
@@ -31,21 +31,6 @@ def find_runs(runs_dir: Path) -> list[Path]:
         found.add(runs_dir)
     found |= {path for path in launches.launched_dirs(runs_dir) if path.is_dir() or path.parent == runs_dir}
     return sorted(found, key=lambda p: p.name)
-
-
-def read_train_log(path: Path) -> list[dict]:
-    """Records of train_log.jsonl; a torn last line (written right now, or cut by a crash) is skipped."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def read_yaml(path: Path) -> dict:

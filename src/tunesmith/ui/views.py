@@ -9,8 +9,9 @@ from typing import Any
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.analysis import count_changes, example_score
 from tunesmith.evaluate.outputs import read_json, read_jsonl
+from tunesmith.report.collect import read_train_log, split_lengths
 from tunesmith.runs import RunDir
-from tunesmith.ui.runs_index import planned_steps, read_train_log, read_yaml
+from tunesmith.ui.runs_index import planned_steps, read_yaml
 
 EXAMPLES_PER_PAGE = 10
 
@@ -28,9 +29,8 @@ def training(run: RunDir, since: int = 0) -> dict[str, Any]:
 
 
 def data_overview(run: RunDir) -> dict[str, Any]:
-    from tunesmith.report.collect import _split_lengths  # the report's reader of the Arrow length column
 
-    return {"report": read_json(run.data_report), "lengths": _split_lengths(run.data)}
+    return {"report": read_json(run.data_report), "lengths": split_lengths(run.data)}
 
 
 def data_examples(run: RunDir, split: str, offset: int, count: int = EXAMPLES_PER_PAGE) -> dict[str, Any]:
