@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from contextlib import asynccontextmanager
@@ -21,7 +20,7 @@ from tunesmith.engine import stop_token_ids
 from tunesmith.engine.worker import Engine
 from tunesmith.loading import LoadedModel
 from tunesmith.serve.completions import Completions
-from tunesmith.serve.errors import APIError, bad_request, install_error_handlers
+from tunesmith.serve.errors import KEY_HINT, APIError, bad_request, bearer_ok, install_error_handlers
 from tunesmith.serve.schemas import ChatRequest, CompletionRequest, Limits
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -101,12 +100,8 @@ def _model_card(name: str, created: int) -> dict:
 
 def _require_key(api_key: str | None):
     async def check(authorization: str | None = Header(None)) -> None:
-        if api_key is None:
-            return
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-            raise APIError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
-                           code="invalid_api_key")
+        if not bearer_ok(authorization, api_key):
+            raise APIError(401, KEY_HINT, code="invalid_api_key")
 
     return check
 

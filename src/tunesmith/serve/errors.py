@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from fastapi import FastAPI, Request
@@ -50,3 +51,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, err: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return APIError(500, f"internal error: {type(err).__name__}", type="server_error").response()
+
+
+KEY_HINT = "missing or wrong API key: send the header 'Authorization: Bearer <key>'"
+
+
+def bearer_ok(authorization: str | None, api_key: str | None) -> bool:
+    """Whether an Authorization header carries `api_key` (always true when no key is required)."""
+    if api_key is None:
+        return True
+    scheme, _, token = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())

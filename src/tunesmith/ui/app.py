@@ -16,7 +16,6 @@ With an API key every /api route needs `Authorization: Bearer <key>`, as `tunesm
 
 from __future__ import annotations
 
-import hmac
 import json
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from tunesmith.config import EMBEDDED_MODEL
 from tunesmith.errors import TunesmithError
 from tunesmith.runs import RunDir
+from tunesmith.serve.errors import KEY_HINT, bearer_ok
 from tunesmith.ui import config_form, launches, views
 from tunesmith.ui.playground import Playground, Settings
 from tunesmith.ui.runs_index import config_diff, find_runs, read_yaml, summary
@@ -179,10 +179,7 @@ def _has_command(name: str) -> bool:
 
 def _require_key(api_key: str | None):
     async def check(authorization: str | None = Header(None)) -> None:
-        if api_key is None:
-            return
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-            raise HTTPProblem(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'")
+        if not bearer_ok(authorization, api_key):
+            raise HTTPProblem(401, KEY_HINT)
 
     return check
