@@ -148,3 +148,15 @@ def test_a_contradicting_answer_is_never_a_largest_win():
         rows.append({"index": i, "base": before, "tuned": after})
     wins, _ = wins_and_regressions(rows, "expansion")
     assert [row["index"] for _, row in wins] == [1, 2]  # example 0 changed most but says "nine" for "seven"
+
+
+def test_false_contradictions_seen_on_the_bundled_example_are_gone():
+    references = [f"Sprout Support: fact {i}." for i in range(5)] + [
+        "Sprout Support: The Sprout Max has a 6.8-litre tank with a MAX line.",
+        "Sprout Support: Error E3 means the lamp is overheating."]
+    index = FactIndex(references)
+    tank = check_facts(index.facts(5), "Sprout Support: The Sprout Support team fills the tank.", ignore=index.ignored)
+    assert tank["contradictions"] == []  # the house prefix never competes with "Sprout Max"
+    assert check("Refill it to the MAX line.", "Refill the Sprout often.")["contradictions"] == []  # "the": no role
+    assert check_facts(index.facts(6), "The Sprout's E3 code is rare.", ignore=index.ignored)["contradictions"] == []
+    assert ("entity", "the", "sprout") in keys("Look at the Sprout's lamp.")  # possessive dropped

@@ -35,8 +35,12 @@ MONTHS = ("january february march april may june july august september october n
 CONTRADICTABLE = ("number", "year", "date", "entity", "quoted")
 CONVENTION_SHARE = 0.5  # a fact in more than half the references (5+) is a house convention, not knowledge
 RARE_SHARE = 0.1  # a content word in at most 10% of the references (at least 1) is rare
+WEAK_SLOTS = frozenset("the a an our your my its their his her this that these those and or but every each any some "
+                       "all both".split())  # a name after these says nothing about which role it fills
 
-_TOKEN = re.compile(r"\$?\d+(?:,\d{3})*(?:\.\d+)?%?|[A-Za-z][A-Za-z'’-]*|[.,!?;:()\n]|\"[^\"\n]{1,80}\"|“[^”\n]{1,80}”")
+_TOKEN = re.compile(  # numbers ($, %, 1,200.5), words (and codes such as E3), punctuation, quotes
+    r"\$?\d+(?:,\d{3})*(?:\.\d+)?%?|[A-Za-z][A-Za-z0-9'’-]*|[.,!?;:()\n]|\"[^\"\n]{1,80}\"|“[^”\n]{1,80}”"
+)
 _MONTH_DAY = re.compile(rf"\b({'|'.join(MONTHS)})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", re.IGNORECASE)
 _DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({'|'.join(MONTHS)})\b", re.IGNORECASE)
 
@@ -166,7 +170,8 @@ def _entities(tokens: list[str]) -> list[Fact]:
         if words and not all(w.lower() in STOPWORDS or w.lower() in MONTHS for w in words):
             first = tokens.index(words[0], i)
             before = tokens[first - 1].lower() if first and tokens[first - 1][:1].isalpha() else ""
-            facts.append(Fact("entity", before, " ".join(words).lower(), " ".join(words)))
+            value = " ".join(re.sub(r"['’]s$", "", w) for w in words).lower()  # "Sprout's" is "Sprout"
+            facts.append(Fact("entity", before, value, " ".join(words)))
         i = end
     return facts
 
@@ -194,6 +199,7 @@ class FactIndex:
         counts = Counter(fact.key for facts in self.per_reference for fact in facts)
         n = len(references)
         self.conventions = {key for key, c in counts.items() if n >= 5 and c / n > CONVENTION_SHARE}
+        self.ignored = {(kind, value) for kind, _, value in self.conventions}  # never a competing fact either
         rare_limit = max(1, int(RARE_SHARE * n))
         self.common_words = {key for key, c in counts.items() if key[0] == "word" and c > rare_limit}
 
@@ -206,10 +212,11 @@ class FactIndex:
                 and fact.key not in asked and (fact.kind, fact.value) not in asked_values]  # fmt: skip
 
 
-def check_facts(facts: list[Fact], prediction: str, question: str = "") -> dict:
+def check_facts(facts: list[Fact], prediction: str, question: str = "", ignore: set | frozenset = frozenset()) -> dict:
     """{"fact_recall": share of `facts` the prediction states (None if there are none),
-    "facts": how many, "recalled": [text...], "contradictions": [{"kind", "reference", "prediction"}...]}."""
-    stated = extract_facts(prediction)
+    "facts": how many, "recalled": [text...], "contradictions": [{"kind", "reference", "prediction"}...]}.
+    `ignore`: (kind, value) of house conventions, which never compete with a reference's fact."""
+    stated = [fact for fact in extract_facts(prediction) if (fact.kind, fact.value) not in ignore]
     asked = {fact.key for fact in extract_facts(question)}
     lowered = " ".join(prediction.lower().split())
     words = {_singular(w) for w in re.findall(r"[a-z][a-z'’-]*", lowered)}
@@ -219,7 +226,8 @@ def check_facts(facts: list[Fact], prediction: str, question: str = "") -> dict:
         expected = [f for f in facts if (f.kind, f.slot) == kind_slot]
         if any(f in recalled for f in expected):
             continue
-        others = [s for s in stated if (s.kind, s.slot) == kind_slot and s.slot and s.key not in asked]
+        others = [s for s in stated if (s.kind, s.slot) == kind_slot and s.slot and s.key not in asked
+                  and not (s.kind == "entity" and s.slot in WEAK_SLOTS)]  # fmt: skip
         others += _same_line_entities(expected, stated, asked) if kind_slot[0] == "entity" else []
         if others:
             contradictions.append({"kind": kind_slot[0], "reference": expected[0].text, "prediction": others[0].text})
@@ -243,11 +251,11 @@ def _states(fact: Fact, stated: list[Fact], lowered: str, words: set[str]) -> bo
 
 
 def _same_line_entities(expected: list[Fact], stated: list[Fact], asked: set) -> list[Fact]:
-    """Names the prediction states that share a word with an expected name but differ ("Sprout Mini" for
+    """Names the prediction states that start like an expected name but differ ("Sprout Mini" for
     "Sprout Max"), whatever word precedes them."""
     out = []
     for fact in expected:
-        parts = set(fact.value.split())
+        head, *rest = fact.value.split()
         out += [s for s in stated if s.kind == "entity" and s.value != fact.value and s.key not in asked
-                and len(parts) > 1 and len(s.value.split()) > 1 and parts & set(s.value.split())]  # fmt: skip
+                and rest and s.value.split()[0] == head and len(s.value.split()) > 1]  # fmt: skip
     return out

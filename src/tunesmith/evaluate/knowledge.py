@@ -26,7 +26,7 @@ def annotate(records: list[dict], *, index: FactIndex | None = None, style: Hous
     style = style or HouseStyle.learn(references)
     for k, record in enumerate(records):
         prediction, question = record.get("prediction") or "", record.get("question") or ""
-        checked = check_facts(index.facts(k, question), prediction, question)
+        checked = check_facts(index.facts(k, question), prediction, question, index.ignored)
         scores = record.setdefault("scores", {})
         if checked["fact_recall"] is not None:
             scores["fact_recall"] = checked["fact_recall"]
