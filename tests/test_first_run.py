@@ -38,8 +38,8 @@ def test_a_value_that_fits_no_member_of_a_union_is_one_error():
 
     with pytest.raises(TunesmithError) as err:
         load_config(None, ["eval.max_new_tokens=0"])
-    assert str(err.value) == ("defaults: eval.max_new_tokens: Input should be greater than or equal to 1 or 'auto', "
-                              "got 0")
+    assert str(err.value) == ("--set eval.max_new_tokens=0: eval.max_new_tokens: Input should be greater than or "
+                              "equal to 1 or 'auto', got 0")
 
 
 def test_every_command_is_a_top_level_function(monkeypatch):
