@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.templates import TEMPLATE_FILE
 from tunesmith.errors import TunesmithError
 from tunesmith.faults import crash_point
 
@@ -43,7 +44,7 @@ class RunDir:
 
     @property
     def template(self) -> Path:
-        return self.data / "template.json"
+        return self.data / TEMPLATE_FILE
 
     @property
     def checkpoints(self) -> Path:

@@ -25,6 +25,12 @@ from tunesmith.data.tokenize import IGNORE_INDEX  # the one label-ignore constan
 DEFAULT_CHUNK = 1024  # rows of logits per block: 1024 x 49k vocab x 4 bytes = 200 MB in fp32
 
 
+def summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The one cross-entropy on materialised logits: sum over rows of CE(logits [N, V], targets [N]) in fp32,
+    IGNORE_INDEX targets skipped (the fused path, `linear_cross_entropy`, never builds the logits)."""
+    return torch.nn.functional.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
+
+
 def completion_loss(
     hidden: torch.Tensor,
     head_weight: torch.Tensor,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.train.attention import attention_for, use_attention
-from tunesmith.train.loss import IGNORE_INDEX, completion_loss
+from tunesmith.train.loss import IGNORE_INDEX, completion_loss, summed_cross_entropy
 from tunesmith.train.methods import causal_lm
 
 # config attributes that post-process logits; the fused head below would skip them
@@ -38,10 +37,7 @@ class Objective(nn.Module):
             return completion_loss(hidden.last_hidden_state, head, labels, compiled=self.compiled_loss)
         logits = self.model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits  # [B, T, V]
         targets = labels[:, 1:]
-        loss = F.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-        )
-        return loss, (targets != IGNORE_INDEX).sum()
+        return summed_cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten()), (targets != IGNORE_INDEX).sum()
 
 
 def fused_head_supported(lm: nn.Module) -> bool:

@@ -3,9 +3,9 @@
 import math
 
 import torch
-import torch.nn.functional as F
 
 from tunesmith.data.tokenize import IGNORE_INDEX  # the one label-ignore constant
+from tunesmith.train.loss import summed_cross_entropy
 
 
 def perplexity(total_nll: float, total_tokens: int) -> float:
@@ -50,6 +50,6 @@ def sequence_nll(
         positions = (targets != IGNORE_INDEX).nonzero().squeeze(1)
         for start in range(0, positions.numel(), chunk_tokens):
             chunk = positions[start : start + chunk_tokens]
-            sums[row] += F.cross_entropy(logits[row, chunk].float(), targets[chunk], reduction="sum")
+            sums[row] += summed_cross_entropy(logits[row, chunk], targets[chunk])
         counts[row] = positions.numel()
     return sums, counts
