@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rows_io import write_jsonl
 from tunesmith.cli import main
 from tunesmith.config import load_config
 from tunesmith.errors import TunesmithError
@@ -25,11 +26,6 @@ def tunesmith(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = {name: value for name, value in os.environ.items() if name not in QUIET_ENV}
     return subprocess.run([sys.executable, "-m", "tunesmith", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300, env=env)
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def test_a_data_file_is_a_config_with_defaults(tmp_path):

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from rows_io import write_jsonl
 from tunesmith.config import validate_config
 from tunesmith.data.answer_length import auto_max_new_tokens, eval_max_new_tokens
 from tunesmith.data.load import load_rows
@@ -16,11 +17,6 @@ from tunesmith.data.tokenize import IGNORE_INDEX, Encoder
 from tunesmith.errors import TunesmithError
 
 DOC = " ".join(f"word{i % 10} fox {i}" for i in range(120))
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def qa_rows(n):

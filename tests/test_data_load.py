@@ -1,23 +1,13 @@
 """Every file kind and row shape loads into canonical examples; every bad row is named by file:line."""
 
 import csv
-import json
 
 import pytest
 
-from tunesmith.data.load import load_rows
+from rows_io import load, write_jsonl
 from tunesmith.errors import TunesmithError
 
 QA_MESSAGES = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"}]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def load(path, **kwargs):
-    return load_rows(path, work_dir=path.parent / "work", **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -1,20 +1,15 @@
 """Preference data: both TRL shapes recognised, the rejected side tokenized beside the chosen, checks."""
 
-import json
 
 import pytest
 
+from rows_io import write_jsonl
 from tunesmith.config import validate_config
 from tunesmith.data.load import load_rows
 from tunesmith.data.prepare import prepare
 from tunesmith.errors import TunesmithError
 
 PROMPT = "What is {0} plus {0}?"
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def plain_rows(n):

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from rows_io import write_jsonl
 from tunesmith.config import validate_config
 from tunesmith.data.prepare import ensure_prepared, load_prepared, prepare
 from tunesmith.errors import TunesmithError
@@ -18,11 +19,6 @@ CHECKS = {"eos_in_labels", "pad_eos", "double_bos", "truncation", "leakage", "em
 def qa_rows(n, start=0):
     question = "What is {0} plus {0}? Show the sum of the number {0} twice."
     return [{"question": question.format(i), "answer": f"{i} + {i} = {2 * i}"} for i in range(start, start + n)]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def make_config(model_dir, run_dir, **data):

@@ -4,21 +4,12 @@ import json
 
 import pytest
 
-from tunesmith.data.load import load_rows
+from rows_io import load, write_jsonl
 from tunesmith.data.templates import resolve_template
 from tunesmith.data.tokenize import IGNORE_INDEX, Encoder
 from tunesmith.errors import TunesmithError
 
 QA = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"}]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def load(path, **kwargs):
-    return load_rows(path, work_dir=path.parent / "work", **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -64,18 +64,24 @@ const Charts = (() => {
       el("path", {d, fill: "none", stroke: s.color, "stroke-width": 2, class: "series", "data-name": s.name}, svg);
       if (s.dots || s.points.length < 3) for (const p of s.points) el("circle", {cx: sx(p[0]), cy: sy(p[1]), r: 3, fill: s.color}, svg);
     }
-    const legend = document.createElement("div");
-    legend.className = "legend";
-    for (const s of series) {
-      const item = document.createElement("span");
-      const swatch = document.createElement("i");
-      swatch.style.background = s.color;
-      item.append(swatch, `${s.name} (${s.points.length})`);
-      legend.appendChild(item);
-    }
+    const legend = legendOf(series.map(s => [s.name, s.color, s.points.length]));
     if (xlabel) legend.append(` · x: ${xlabel}`);
     box.appendChild(legend);
     return box;
+  }
+
+  // entries: [[name, color, count]] -> the legend under a chart
+  function legendOf(entries) {
+    const legend = document.createElement("div");
+    legend.className = "legend";
+    for (const [name, color, count] of entries) {
+      const item = document.createElement("span");
+      const swatch = document.createElement("i");
+      swatch.style.background = color;
+      item.append(swatch, `${name} (${count})`);
+      legend.appendChild(item);
+    }
+    return legend;
   }
 
   // groups: [{name, color, values: [numbers]}] -> one histogram with shared bins
@@ -108,15 +114,7 @@ const Charts = (() => {
       el("rect", {x: PAD.l + bi * inner + gi * w, y: sy(n), width: Math.max(1, w - 1), height: sy(0) - sy(n),
         fill: groups[gi].color, class: "bar"}, svg);
     }));
-    const legend = document.createElement("div");
-    legend.className = "legend";
-    for (const g of groups) {
-      const item = document.createElement("span");
-      const swatch = document.createElement("i");
-      swatch.style.background = g.color;
-      item.append(swatch, `${g.name} (${g.values.length})`);
-      legend.appendChild(item);
-    }
+    const legend = legendOf(groups.map(g => [g.name, g.color, g.values.length]));
     legend.append(" · x: tokens per example");
     box.appendChild(legend);
     return box;
