@@ -111,7 +111,8 @@ def test_without_a_key_the_api_is_open(loaded):
         assert reply.usage.completion_tokens == 3
 
 
-def test_a_client_that_disconnects_mid_stream_frees_its_row(base_url, monkeypatch):
+def record_finishes(monkeypatch) -> list[str]:
+    """The engine's finish reasons, in order, as sequences end."""
     from tunesmith.engine.decoding import Decoder
 
     finishes = []
@@ -124,6 +125,11 @@ def test_a_client_that_disconnects_mid_stream_frees_its_row(base_url, monkeypatc
         return delta, finish
 
     monkeypatch.setattr(Decoder, "advance", recording)
+    return finishes
+
+
+def test_a_client_that_disconnects_mid_stream_frees_its_row(base_url, monkeypatch):
+    finishes = record_finishes(monkeypatch)
     # seed 1 samples 400 tokens without EOS from this model: only the hang-up can end it early
     body = {"model": "tiny-chat", "prompt": "The", "max_tokens": 400, "temperature": 1.0, "seed": 1, "stream": True}
     headers = {"Authorization": f"Bearer {KEY}"}
@@ -137,18 +143,7 @@ def test_a_client_that_disconnects_mid_stream_frees_its_row(base_url, monkeypatc
 
 
 def test_a_client_that_hangs_up_on_a_non_streaming_request_frees_its_row(base_url, monkeypatch):
-    from tunesmith.engine.decoding import Decoder
-
-    finishes = []
-    real = Decoder.advance
-
-    def recording(self, seq, *args):
-        delta, finish = real(self, seq, *args)
-        if finish:
-            finishes.append(finish)
-        return delta, finish
-
-    monkeypatch.setattr(Decoder, "advance", recording)
+    finishes = record_finishes(monkeypatch)
     body = {"model": "tiny-chat", "prompt": "The", "max_tokens": 400, "temperature": 1.0, "seed": 1}
     headers = {"Authorization": f"Bearer {KEY}"}
     with pytest.raises(httpx.ReadTimeout):  # the client gives up before the 400 tokens

@@ -38,14 +38,20 @@ const Charts = (() => {
     return {sx, sy};
   }
 
-  // series: [{name, color, points: [[x, y], ...], dots: bool}]
-  function line(title, series, xlabel) {
+  // a titled card that a chart draws into
+  function chartBox(title) {
     const box = document.createElement("div");
     box.className = "chart";
     const head = document.createElement("div");
     head.className = "title";
     head.textContent = title;
     box.appendChild(head);
+    return box;
+  }
+
+  // series: [{name, color, points: [[x, y], ...], dots: bool}]
+  function line(title, series, xlabel) {
+    const box = chartBox(title);
     const all = series.flatMap(s => s.points);
     const svg = el("svg", {viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title});
     svg.dataset.points = String(all.length);
@@ -86,12 +92,7 @@ const Charts = (() => {
 
   // groups: [{name, color, values: [numbers]}] -> one histogram with shared bins
   function histogram(title, groups, bins) {
-    const box = document.createElement("div");
-    box.className = "chart";
-    const head = document.createElement("div");
-    head.className = "title";
-    head.textContent = title;
-    box.appendChild(head);
+    const box = chartBox(title);
     const svg = el("svg", {viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title});
     box.appendChild(svg);
     const all = groups.flatMap(g => g.values);
