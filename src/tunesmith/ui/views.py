@@ -106,7 +106,3 @@ def _task_from(metrics: Any) -> str | None:
     if not isinstance(metrics, dict):
         return None
     return next((m.get("task_type") for m in metrics.values() if isinstance(m, dict) and m.get("task_type")), None)
-
-
-def run_config(run: RunDir) -> dict:
-    return read_yaml(run.config)
