@@ -72,12 +72,18 @@ def test_second_writer_is_refused_and_a_killed_holder_leaves_no_stale_lock(tmp_p
     assert train(config, progress=False).steps == 4
 
 
+def _another_process_can_write(run) -> bool:
+    probe = "import sys; from tunesmith.runs import writing\nwith writing(sys.argv[1], 'probe'): pass"
+    return subprocess.run([sys.executable, "-c", probe, str(run)], capture_output=True).returncode == 0
+
+
 def test_lock_is_reentrant_within_one_process(tmp_path):
     run = tmp_path / "run"
-    with writing(run, "outer"), writing(run, "inner"):
-        (run / "kept").write_text("x")
-    with writing(run, "again"):
-        pass
+    with writing(run, "outer"):
+        with writing(run, "inner"):
+            (run / "kept").write_text("x")
+        assert not _another_process_can_write(run)  # leaving the inner hold kept the outer's lock
+    assert _another_process_can_write(run)  # and leaving the outer freed it
 
 
 def test_a_run_dir_that_cannot_be_written_is_one_clear_error(tmp_path):
