@@ -124,6 +124,10 @@ class TrainConfig(Section):
         description="torch.compile each transformer layer (fuses the small element-wise ops); 'auto' = when "
         "the estimated training time pays back the compile time.",
     )
+    fuse_projections: bool = Field(
+        True, description="One matrix product per layer for q/k/v and one for gate/up (LoRA A matrices likewise); "
+        "same numbers as separate products, faster where they are narrow."
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     log_every: int = Field(5, ge=1, description="Steps between train_log.jsonl records.")
     eval_every: int | None = Field(None, ge=1, description="Steps between eval-loss measurements.")

@@ -24,6 +24,7 @@ from tunesmith.train import methods, provenance, start
 from tunesmith.train.batching import TrainData
 from tunesmith.train.distributed import Cluster
 from tunesmith.train.evaluation import GenerationProbe, generation_probe
+from tunesmith.train.fused import fuse_projections
 from tunesmith.train.hardware import check_method, resolve_precision
 from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
@@ -93,6 +94,8 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
     # the model, and what this config will cost on this hardware
     model = methods.load_base(resolved.path, settings.method, precision, ATTENTION, config.trust_remote_code)
     model = methods.prepare_for_training(model, settings.method, settings.lora, settings.seed, precision.autocast)
+    if settings.fuse_projections and not settings.fsdp:  # FSDP shards parameters: their views could not be shared
+        fuse_projections(model)
     data = TrainData.from_rows(prepared.train, settings.objective != "sft")  # sft on preference data: chosen only
     plan = plan_resources(model, data, settings, precision, ATTENTION, cluster.world, cluster.rank, cluster.device.type)
     if plan.choose_checkpointing(model):
