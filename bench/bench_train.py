@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -44,6 +45,8 @@ SHARED = Path(os.environ.get("TUNESMITH_SHARED", HERE.resolve().parents[1] / "sh
 TRL_BASELINE = SHARED / "bench" / "trl_baseline.py"
 RESULTS = HERE / "results"
 TRL_BEST = ["--bf16", "--padding-free", "--no-gradient-checkpointing"]
+TRL_SIDES = {"trl": [], "trl-best": TRL_BEST, "trl-liger": TRL_BEST}  # trl_baseline.py's flags per side
+LIGER_SIDES = {"trl-liger"}  # TRL with use_liger_kernel=True (trl_saving.py turns it on)
 BATCH = 8
 SCORED = ("tunesmith", "trl")  # sides whose trained weights get the held-out loss
 
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("--mode", default="lora", choices=["lora", "full"])
     parser.add_argument("--steps", type=int, default=23, help="optimizer steps in all, warm-up included")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the figures")
+    parser.add_argument("--batch-size", type=int, default=BATCH, help=argparse.SUPPRESS)  # the worker's (bench_gpu.py)
     parser.add_argument("--heldout", type=int, default=64, help="held-out rows for the eval loss")
     parser.add_argument("--sides", default="tunesmith,trl,trl-best")
     parser.add_argument("--compile", default="on", choices=["on", "off", "auto"], help="tunesmith's train.compile")
@@ -79,34 +83,53 @@ def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, he
 
     model = resolve_model("smollm2-135m-instruct").path
     work = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    lines = head(source, steps * BATCH + heldout)
-    data, held = work / "rows.jsonl", work / "heldout.jsonl"
-    data.write_text("".join(lines[: steps * BATCH]), encoding="utf-8")
-    held.write_text("".join(lines[steps * BATCH :]), encoding="utf-8")
+    data, held = split_rows(source, steps * BATCH, heldout, work)
     load_before = uptime()
     peak = peak or matmul_peak()
-    args = argparse.Namespace(mode=mode, steps=steps, warmup=warmup, heldout=heldout, compile=compile_layers,
+    args = argparse.Namespace(mode=mode, steps=steps, warmup=warmup, batch_size=BATCH, compile=compile_layers,
                               lora_dropout=lora_dropout)
+    results = run_sides(sides, args, model, data, held, work)
+    for result in results:
+        result["mfu"] = round(flops_per_token(mode) * result["trained_tokens_per_s"] / (peak * 1e9), 4)
+    summary = {"load_before": load_before, "load_after": uptime(), "bf16_matmul_peak_gflops": peak,
+               "rows": steps * BATCH, "heldout_rows": heldout, "steps": steps, "warmup": warmup, "mode": mode,
+               "tunesmith_lora_dropout": lora_dropout, "sides": results}
+    summary.update(score(model, held, [s for s in results if s["side"] in SCORED], work))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / results_name(mode, lora_dropout)).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def split_rows(source: Path, train_rows: int, heldout: int, work: Path) -> tuple[Path, Path]:
+    """The first train_rows rows of source (each trained once), then the next heldout rows, as two files."""
+    lines = head(source, train_rows + heldout)
+    data, held = work / "rows.jsonl", work / "heldout.jsonl"
+    data.write_text("".join(lines[:train_rows]), encoding="utf-8")
+    held.write_text("".join(lines[train_rows:]), encoding="utf-8")
+    return data, held
+
+
+def run_sides(sides: list[str], args, model: Path, data: Path, held: Path, work: Path) -> list[dict]:
+    """Each side in its own process, one after the other; one result per side, printed as it comes."""
     results = []
     for side in sides:
         started = time.perf_counter()
         result = run_side(side, args, model, data, held, work)
         result.update(side=side, wall_s=round(time.perf_counter() - started, 1))
-        result["mfu"] = round(flops_per_token(mode) * result["trained_tokens_per_s"] / (peak * 1e9), 4)
         results.append(result)
         print(json.dumps(result), flush=True)
-    summary = {"load_before": load_before, "load_after": uptime(), "bf16_matmul_peak_gflops": peak,
-               "rows": steps * BATCH, "heldout_rows": heldout, "steps": steps, "warmup": warmup, "mode": mode,
-               "tunesmith_lora_dropout": lora_dropout, "sides": results}
-    scored = [(s, work / s["side"] / "trained") for s in results if s["side"] in SCORED]
-    if scored:
-        losses = heldout_losses(model, held, [path for _, path in scored])
-        summary["base_heldout_loss"] = losses["base"]
-        for side, path in scored:
-            side["heldout_loss"] = losses[str(path)]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / results_name(mode, lora_dropout)).write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return results
+
+
+def score(model: Path, held: Path, sides: list[dict], work: Path) -> dict:
+    """Add each side's held-out loss to it; return the untrained model's as base_heldout_loss (none: {})."""
+    if not sides:
+        return {}
+    trained = [work / side["side"] / "trained" for side in sides]
+    losses = heldout_losses(model, held, trained)
+    for side, path in zip(sides, trained, strict=True):
+        side["heldout_loss"] = losses[str(path)]
+    return {"base_heldout_loss": losses["base"]}
 
 
 def run_side(side: str, args, model: Path, data: Path, held: Path, work: Path) -> dict:
@@ -114,16 +137,22 @@ def run_side(side: str, args, model: Path, data: Path, held: Path, work: Path) -
     if side == "tunesmith":
         command = [sys.executable, __file__, "--worker", str(work / "tunesmith"), "--data", str(data),
                    "--mode", args.mode, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--compile", args.compile, "--lora-dropout", str(args.lora_dropout)]
+                   "--batch-size", str(args.batch_size), "--compile", args.compile,
+                   "--lora-dropout", str(args.lora_dropout)]
         env.update(TUNESMITH_MODEL_DIR=str(model), TUNESMITH_HELDOUT=str(held))
-    elif side in ("trl", "trl-best"):
+    elif side in TRL_SIDES:
+        if not TRL_BASELINE.is_file():
+            raise SystemExit(f"{side}: {TRL_BASELINE} is missing; set TUNESMITH_SHARED to the folder that holds "
+                             "bench/trl_baseline.py, or leave the TRL sides out (--sides tunesmith)")
         command = [sys.executable, str(HERE / "trl_saving.py"), str(TRL_BASELINE), "--model", str(model),
                    "--data", str(data), "--mode", args.mode, "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--output-dir", str(work / side)]
-        command += TRL_BEST if side == "trl-best" else []
+                   "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+                   "--output-dir", str(work / side), *TRL_SIDES[side]]
         env["TUNESMITH_BENCH_SAVE"] = str(work / side / "trained")
+        if side in LIGER_SIDES:
+            env["TUNESMITH_BENCH_LIGER"] = "1"
     else:
-        raise SystemExit(f"unknown side {side!r}: use tunesmith, trl, trl-best")
+        raise SystemExit(f"unknown side {side!r}: use tunesmith, {', '.join(TRL_SIDES)}")
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{side} failed:\n{done.stderr[-3000:]}")
@@ -144,7 +173,7 @@ def tunesmith_side(args, run_dir: Path) -> dict:
         "model": os.environ["TUNESMITH_MODEL_DIR"], "run_dir": str(run_dir),
         "data": {"path": args.data, "test_path": os.environ["TUNESMITH_HELDOUT"], "template": "none",
                  "max_length": 512},
-        "train": {"method": args.mode, "max_steps": args.steps, "batch_size": BATCH, "log_every": 1,
+        "train": {"method": args.mode, "max_steps": args.steps, "batch_size": args.batch_size, "log_every": 1,
                   "save_every": args.steps, "learning_rate": 2e-5, "lr_scheduler": "linear", "warmup_ratio": 0.0,
                   "compile": {"on": True, "off": False}.get(args.compile, "auto"),
                   "lora": {"r": 16, "alpha": 32, "dropout": args.lora_dropout, "target_modules": "all-linear"}},
@@ -165,9 +194,19 @@ def tunesmith_side(args, run_dir: Path) -> dict:
         "compiled": info["estimate"]["compiled"],
         "compile_s": round(seconds[0] - sorted(seconds)[len(seconds) // 2], 1),
         "tokens_trained": steps[-1]["tokens_seen"],
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, **gpu_memory(),
         "final_loss": result.final_loss, "estimate": result.estimate,
     }
+
+
+def gpu_memory() -> dict:
+    """This process's peak GPU memory, held by tensors and reserved by torch's caching allocator ({} on a CPU)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {"peak_gpu_allocated_gb": torch.cuda.max_memory_allocated() / 1e9,
+            "peak_gpu_reserved_gb": torch.cuda.max_memory_reserved() / 1e9}
 
 
 def heldout_losses(model: Path, held: Path, trained: list[Path]) -> dict[str, float]:
@@ -202,23 +241,33 @@ def uptime() -> str:
 
 
 def table(summary: dict) -> str:
-    sides = summary["sides"]
-    base = next((s["trained_tokens_per_s"] for s in sides if s["side"] == "trl"), None)
     lines = [f"{summary['mode']}, {summary['rows']} rows once ({summary['steps']} steps, {summary['warmup']} warm-up), "
              f"bf16 matmul peak {summary['bf16_matmul_peak_gflops']:.0f} GFLOP/s, "
              f"tunesmith's LoRA dropout {summary.get('tunesmith_lora_dropout', 0.0):g}",
-             f"load before: {summary['load_before']}", f"load after:  {summary['load_after']}", "",
-             "| side | trained tok/s | vs TRL default | median step (s) | peak RSS (GB) | MFU | held-out loss |",
-             "|---|---|---|---|---|---|---|"]
-    for s in sides:
-        ratio = f"{s['trained_tokens_per_s'] / base:.2f}x" if base else "-"
-        loss = f"{s['heldout_loss']:.4f}" if "heldout_loss" in s else "-"
-        lines.append(f"| {s['side']} | {s['trained_tokens_per_s']:.0f} | {ratio} | {s['step_time_median_s']:.2f} | "
-                     f"{s['peak_rss_gb']:.2f} | {s['mfu']:.1%} | {loss} |")
-    if "base_heldout_loss" in summary:
-        lines.append(f"\nheld-out loss before training: {summary['base_heldout_loss']:.4f} "
-                     f"({summary['heldout_rows']} rows)")
-    return "\n".join(lines)
+             f"load before: {summary['load_before']}", f"load after:  {summary['load_after']}", ""]
+    lines += side_rows(summary["sides"], [("peak RSS (GB)", lambda s: f"{s['peak_rss_gb']:.2f}"),
+                                          ("MFU", lambda s: f"{s['mfu']:.1%}")])
+    return "\n".join(lines + heldout_note(summary))
+
+
+def side_rows(sides: list[dict], figures: list[tuple[str, Callable[[dict], str]]]) -> list[str]:
+    """A markdown table, one row per side: throughput (and its ratio to TRL's default), median step,
+    the given `figures` (header, cell), and the held-out loss ("-" for a side not scored)."""
+    base = next((s["trained_tokens_per_s"] for s in sides if s["side"] == "trl"), None)
+    columns = [("side", lambda s: s["side"]),
+               ("trained tok/s", lambda s: f"{s['trained_tokens_per_s']:.0f}"),
+               ("vs TRL default", lambda s: f"{s['trained_tokens_per_s'] / base:.2f}x" if base else "-"),
+               ("median step (s)", lambda s: f"{s['step_time_median_s']:.2f}"),
+               *figures,
+               ("held-out loss", lambda s: f"{s['heldout_loss']:.4f}" if "heldout_loss" in s else "-")]
+    lines = ["| " + " | ".join(header for header, _ in columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(cell(s) for _, cell in columns) + " |" for s in sides]
+
+
+def heldout_note(summary: dict) -> list[str]:
+    if "base_heldout_loss" not in summary:
+        return []
+    return [f"\nheld-out loss before training: {summary['base_heldout_loss']:.4f} ({summary['heldout_rows']} rows)"]
 
 
 if __name__ == "__main__":

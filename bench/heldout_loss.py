@@ -3,7 +3,7 @@
 The loss is the mean negative log-likelihood of the answer tokens (and the EOS after them) given
 the question, over all held-out pairs, with the text built as TRL builds a prompt/completion row
 (question + answer, tokenized together, prompt tokens masked) so that neither side is favoured.
-Weights are evaluated in fp32 whatever precision they were trained in.
+Weights are evaluated in fp32 whatever precision they were trained in, on the GPU when there is one.
 
   python bench/heldout_loss.py --model BASE_DIR --data heldout.jsonl [--trained DIR ...]
 
@@ -31,8 +31,8 @@ def completion_loss(model, tokenizer, rows: list[dict], prompt_field: str, compl
             ids = tokenizer(prompt + completion)["input_ids"]
             if ids[-1] != tokenizer.eos_token_id:
                 ids.append(tokenizer.eos_token_id)
-            logits = model(torch.tensor([ids])).logits[0, :-1].float()
-            targets = torch.tensor(ids[1:])
+            logits = model(torch.tensor([ids], device=model.device)).logits[0, :-1].float()
+            targets = torch.tensor(ids[1:], device=model.device)
             nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")[n_prompt - 1 :]
             total, count = total + nll.sum().item(), count + nll.numel()
     return total / count
@@ -61,8 +61,9 @@ def main() -> None:
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
     losses = {}
     for trained in args.trained:
-        model = load(args.model, trained).eval()
+        model = load(args.model, trained).to("cuda" if torch.cuda.is_available() else "cpu").eval()
         losses[trained] = completion_loss(model, tokenizer, rows, args.prompt_field, args.completion_field)
+        del model  # one model on the device at a time
     print(json.dumps(losses))
 
 

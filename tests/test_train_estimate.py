@@ -118,3 +118,20 @@ def test_compile_is_chosen_only_when_the_run_pays_back_its_compile_time(monkeypa
     assert not plan(10_000, compile=False) and plan(1, compile=True)
     checkpointed = ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "sdpa", "cpu", checkpointing=True)
     assert not checkpointed.choose_compile(None, 10_000)
+
+
+def test_a_gpu_plan_counts_the_weights_it_has_not_moved_there_yet(monkeypatch):
+    """A GPU run plans while its weights are still on the CPU: the GPU's allocated memory misses them."""
+    from tiny import tiny_model
+    from tunesmith.config import TrainConfig
+    from tunesmith.train.planning import ResourcePlan
+
+    model = tiny_model()
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    monkeypatch.setattr(est, "hardware_speeds", lambda *a: (2000.0, 40.0, 0.0))
+    monkeypatch.setattr(est, "current_memory_bytes", lambda device: 0)
+
+    def peak(device):
+        return ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "eager", device).estimate_for(model)
+
+    assert peak("cuda").peak_memory_gb - peak("cpu").peak_memory_gb == pytest.approx(weights / 1e9)

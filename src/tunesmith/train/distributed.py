@@ -62,7 +62,10 @@ class Cluster:
     def prepare(self, model: nn.Module, optimizer: torch.optim.Optimizer):
         """Move to the device and wrap for DDP/FSDP (a no-op wrapper on one process)."""
         if self.world == 1:
-            return model.to(self.device), optimizer
+            model = model.to(self.device)
+            for param, state in optimizer.state.items():  # a resume loaded it beside the weights, before the move
+                state.update({k: v.to(param.device) for k, v in state.items() if torch.is_tensor(v)})
+            return model, optimizer
         return self.accelerator.prepare(model, optimizer)
 
     def no_sync(self, model: nn.Module) -> AbstractContextManager:

@@ -113,9 +113,12 @@ def estimate(
     device: str,
     compiled: bool = False,
     reference_forward: bool = False,
+    unmoved_bytes: int = 0,
 ) -> Estimate:
-    """`reference_forward`: each step also runs a forward without gradients (DPO's reference, adapter off)."""
-    memory = current_memory_bytes(device) + optimizer_bytes(trainable, total, method, precision)
+    """`reference_forward`: each step also runs a forward without gradients (DPO's reference, adapter off).
+    `unmoved_bytes`: weights that will be on `device` but are not yet (a GPU run loads them on the CPU
+    and moves them when training starts), counted as if they were there."""
+    memory = current_memory_bytes(device) + unmoved_bytes + optimizer_bytes(trainable, total, method, precision)
     memory += activation_bytes(shape, work, method, precision, attention, lora_dropout, checkpointing)
     matmul, elementwise, busy = hardware_speeds(shape, precision.compute, device)
     matmul, elementwise = matmul * 1e9, elementwise * 1e9

@@ -131,4 +131,12 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
+def bytes_off_device(model: nn.Module, device: str) -> int:
+    """Bytes of the model's weights and buffers not on `device` ("cpu" or "cuda") yet."""
+    if device == "cpu":
+        return 0
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors if t.device.type != device)
+
+
 causal_lm = unwrap_peft  # the one peft-unwrap helper (models.py)

@@ -53,6 +53,7 @@ class ResourcePlan:
             device=self.device,
             compiled=self.compiled,
             reference_forward=self.settings.objective == "dpo" and self.settings.method != "full",
+            unmoved_bytes=methods.bytes_off_device(model, self.device),
         )
 
     def choose_checkpointing(self, model) -> bool:
