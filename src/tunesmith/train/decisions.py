@@ -73,11 +73,13 @@ def attention_decision(setting: str, short_rows_max_width: int, device: str, wid
                                    f"({widest} tokens) runs {runs}")
 
 
-def loss_head_decision(fused: bool, compiled: bool) -> Decision:
-    """How the output layer and cross-entropy run (objective.fused_head_supported decides)."""
+def loss_head_decision(fused: bool, compiled: bool, objective: str = "sft") -> Decision:
+    """How the output layer and the loss run (objective.fused_head_supported decides)."""
     if not fused:
         return Decision("full logits", "auto", "the model post-processes its logits, or its head is not a plain "
                                                "Linear")
+    if objective != "sft":
+        return Decision("logits at trained positions", "auto", "a plain Linear head; preference log-probs")
     kernel = "compiled" if compiled else "eager"
     return Decision(f"chunked at trained positions, {kernel} softmax", "auto",
                     "a plain Linear head; the softmax kernel follows compile")

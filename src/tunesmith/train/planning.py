@@ -109,7 +109,8 @@ class ResourcePlan:
                       f"compile; a compiled step ≈ {COMPILED_STEP:.2f} × eager")
 
     def record_loss_head(self, model) -> None:
-        self.decisions["loss_head"] = loss_head_decision(fused_head_supported(methods.causal_lm(model)), self.compiled)
+        fused = fused_head_supported(methods.causal_lm(model))
+        self.decisions["loss_head"] = loss_head_decision(fused, self.compiled, self.settings.objective)
 
     def describe(self, est: Estimate, model_name: str) -> str:
         share = est.trainable_params / max(1, est.total_params)
