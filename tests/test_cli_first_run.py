@@ -16,7 +16,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.quiet import QUIET_ENV
 from tunesmith.runs import RunDir
 from tunesmith.train.api import preflight
-from tunesmith.train.provenance import resume_fingerprint
+from tunesmith.train.record import resume_fingerprint
 
 ROWS = [{"question": f"What is code {i}?", "answer": f"Code {i} opens box {i % 7}."} for i in range(30)]
 

@@ -20,7 +20,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.pipeline import run as run_pipeline
 from tunesmith.runs import HOUSEKEEPING, LOCK_FILE, writing
 from tunesmith.train import train
-from tunesmith.train.resume import ResumeMismatch
+from tunesmith.train.checkpoint import ResumeMismatch
 
 HOLD = """
 import sys, time

@@ -14,7 +14,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.loading import load_for_use
 from tunesmith.train import train
 from tunesmith.train.hardware import check_method, resolve_precision
-from tunesmith.train.start import should_resume as _should_resume
+from tunesmith.train.record import should_resume as _should_resume
 
 
 @pytest.fixture

@@ -3,14 +3,17 @@
 import pytest
 
 from tunesmith.train import estimate as est
+from tunesmith.train.decisions import Decision
 from tunesmith.train.estimate import ModelShape, Workload
 from tunesmith.train.hardware import Precision
 from tunesmith.train.loop import FitResult
 from tunesmith.train.planning import comparison_table, measured
+from tunesmith.train.speeds import Speeds
 
 SMOLLM = ModelShape(layers=30, hidden=576, intermediate=1536, heads=9, kv_heads=3, vocab=49152)
 LORA_BF16 = Precision("bf16", "bf16", autocast=True)
 FULL_BF16 = Precision("bf16", "fp32", autocast=True)
+SPEEDS = Speeds(2000.0, 40.0, "2025-01-01", "cached", "/nowhere/hardware.json")
 
 
 def _work(tokens=640, width=80, micro=1.0):
@@ -26,7 +29,6 @@ def _work(tokens=640, width=80, micro=1.0):
 
 
 def _estimate(monkeypatch, work, method="lora", precision=LORA_BF16, **kw):
-    monkeypatch.setattr(est, "hardware_speeds", lambda *a: (2000.0, 40.0, 0.0))
     monkeypatch.setattr(est, "current_memory_bytes", lambda device: 1_000_000_000)
     args = dict(
         method=method,
@@ -37,6 +39,7 @@ def _estimate(monkeypatch, work, method="lora", precision=LORA_BF16, **kw):
         lora_dropout=0.0,
         checkpointing=False,
         device="cpu",
+        speeds=SPEEDS,
     )
     return est.estimate(SMOLLM, work, **{**args, **kw})
 
@@ -71,22 +74,6 @@ def test_step_time_is_a_fixed_part_plus_a_per_token_part(monkeypatch):
     assert small.peak_memory_gb > 1.0 + 12 * 5e6 / 1e9
 
 
-def test_probes_remember_the_best_speed_this_hardware_showed(monkeypatch, tmp_path):
-    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
-    speeds = iter([(1000.0, 40.0), (250.0, 10.0)])
-    now = {}
-
-    def probe_matmul(*a):
-        now["speeds"] = next(speeds)
-        return now["speeds"][0]
-
-    monkeypatch.setattr(est, "matmul_gflops", probe_matmul)
-    monkeypatch.setattr(est, "elementwise_gbps", lambda *a: now["speeds"][1])
-    assert est.hardware_speeds(SMOLLM, "bf16", "cpu") == (1000.0, 40.0, 0.0)
-    matmul, elementwise, busy = est.hardware_speeds(SMOLLM, "bf16", "cpu")  # a neighbour is busy now
-    assert (matmul, elementwise) == (1000.0, 40.0) and busy == pytest.approx(0.75)
-
-
 def test_measured_uses_the_median_step_and_compares_like_with_like(monkeypatch):
     estimate = _estimate(monkeypatch, _work(640))
     times = [9.0, 1.0, 1.1, 30.0, 1.2]  # a warm-up step and one step slowed by a neighbour
@@ -106,18 +93,25 @@ def test_compile_is_chosen_only_when_the_run_pays_back_its_compile_time(monkeypa
     eager = _estimate(monkeypatch, _work())
     assert compiled.step_time_s == pytest.approx(est.COMPILED_STEP * eager.step_time_s)
     monkeypatch.setattr("tunesmith.train.methods.count_parameters", lambda model: (5_000_000, 135_000_000))
+    layers_compiled = []
 
-    def plan(steps, **train):
-        p = ResourcePlan(SMOLLM, _work(), TrainConfig(**train), LORA_BF16, "sdpa", "cpu")
-        return p.choose_compile(None, steps)
+    def plan(steps, checkpointing=False, **train):
+        p = ResourcePlan(SMOLLM, _work(), TrainConfig(**train), LORA_BF16, "cpu", SPEEDS, checkpointing=checkpointing)
+        on = p.choose_compile(None, steps, compile_layers=lambda model: not layers_compiled.append(model))
+        return on, p.decisions["compile"]
 
     # savings per step = (1 - COMPILED_STEP) x eager step time; break-even at COMPILE_COST_S
-    step = ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "sdpa", "cpu").estimate_for(None).step_time_s
+    step = ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "cpu", SPEEDS).estimate_for(None).step_time_s
     break_even = COMPILE_COST_S / ((1 - est.COMPILED_STEP) * step)
-    assert plan(int(break_even * 1.2)) and not plan(int(break_even * 0.8))
-    assert not plan(10_000, compile=False) and plan(1, compile=True)
-    checkpointed = ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "sdpa", "cpu", checkpointing=True)
-    assert not checkpointed.choose_compile(None, 10_000)
+    on, why = plan(int(break_even * 1.2))
+    assert on and why.source == "auto" and f"~{int(break_even * 1.2)} steps ×" in why.reason
+    assert layers_compiled == [None]  # the plan compiles the layers when it chooses to
+    off, why = plan(int(break_even * 0.8))
+    assert not off and why.value is False and "≤ 40 s compile" in why.reason
+    assert plan(10_000, compile=False) == (False, Decision(False, "config", "train.compile is set"))
+    assert plan(1, compile=True) == (True, Decision(True, "config", "train.compile is set"))
+    off, why = plan(10_000, checkpointing=True)
+    assert not off and why.reason.startswith("off with gradient checkpointing")
 
 
 def test_a_gpu_plan_counts_the_weights_it_has_not_moved_there_yet(monkeypatch):
@@ -128,10 +122,9 @@ def test_a_gpu_plan_counts_the_weights_it_has_not_moved_there_yet(monkeypatch):
 
     model = tiny_model()
     weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-    monkeypatch.setattr(est, "hardware_speeds", lambda *a: (2000.0, 40.0, 0.0))
     monkeypatch.setattr(est, "current_memory_bytes", lambda device: 0)
 
     def peak(device):
-        return ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, "eager", device).estimate_for(model)
+        return ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, device, SPEEDS).estimate_for(model)
 
     assert peak("cuda").peak_memory_gb - peak("cpu").peak_memory_gb == pytest.approx(weights / 1e9)

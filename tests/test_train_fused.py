@@ -108,3 +108,12 @@ def test_fused_under_torch_compile_matches():
     assert loss_b == pytest.approx(loss_a, rel=1e-5)
     for name in grads_a:
         torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_the_decision_says_how_many_groups_were_fused():
+    from tunesmith.config import TrainConfig
+    from tunesmith.train.decisions import fused_decision
+
+    assert fused_decision(TrainConfig(), 60).value == "60 groups"
+    assert fused_decision(TrainConfig(fuse_projections=False), 0).value is False
+    assert fused_decision(TrainConfig(fsdp=True), 0).source == "auto"

@@ -28,9 +28,7 @@ class Section(BaseModel):
 class LoraConfig(Section):
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    # 0, as in peft: on the bundled FAQ, 0.05 scored no better (ROUGE-L 0.48 vs 0.50, same eval
-    # loss) and a compiled CPU step took 1.5x as long
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input (0 = off, as in peft).")
     target_modules: str | list[str] = Field(
         "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
     )
@@ -127,6 +125,20 @@ class TrainConfig(Section):
     fuse_projections: bool = Field(
         True, description="One matrix product per layer for q/k/v and one for gate/up (LoRA A matrices likewise); "
         "same numbers as separate products, faster where they are narrow."
+    )
+    attention: Literal["auto", "sdpa", "eager", "short_rows"] = Field(
+        "auto",
+        description="Attention kernel. 'auto': SDPA, and on a CPU tunesmith's short-row kernel (SDPA's fused "
+        "forward, a matmul backward) for batches up to short_rows_max_width tokens; 'sdpa', 'eager', "
+        "'short_rows': that kernel for every batch ('short_rows' runs SDPA off a CPU).",
+    )
+    short_rows_max_width: int = Field(
+        256, ge=0, description="With attention 'auto' on a CPU: the widest batch, in tokens, that uses the "
+        "short-row kernel (the cross-over measured on a 2-core CPU; see bench/README.md). 0 = never."
+    )
+    remeasure_hardware: bool = Field(
+        False, description="Probe this machine's matmul and element-wise speeds again, instead of using the "
+        "figures cached for it in $TUNESMITH_HOME/hardware.json (the training header shows which)."
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     log_every: int = Field(5, ge=1, description="Steps between train_log.jsonl records.")

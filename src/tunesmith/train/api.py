@@ -20,8 +20,10 @@ from tunesmith.faults import crash_point
 from tunesmith.models import load_tokenizer, resolve_model
 from tunesmith.runs import RunDir, atomic_write_text, space_for, tensor_bytes
 from tunesmith.train import checkpoint as ckpt
-from tunesmith.train import methods, provenance, start
+from tunesmith.train import methods, record
+from tunesmith.train.attention import kernel_choice
 from tunesmith.train.batching import TrainData
+from tunesmith.train.decisions import fused_decision
 from tunesmith.train.distributed import Cluster
 from tunesmith.train.evaluation import GenerationProbe, generation_probe
 from tunesmith.train.fused import fuse_projections
@@ -29,10 +31,7 @@ from tunesmith.train.hardware import check_method, resolve_precision
 from tunesmith.train.loop import FitResult, fit, total_steps
 from tunesmith.train.output import save_output
 from tunesmith.train.planning import comparison_table, measured, plan_resources
-from tunesmith.train.start import Start
-
-# The kernel the model is loaded with; on a CPU short batches switch kernel (train/attention.py).
-ATTENTION = "sdpa"
+from tunesmith.train.record import Start
 
 
 @dataclass
@@ -79,7 +78,7 @@ def preflight(config: Config, tokenizer=None, *, resume: bool | None = None, ove
     if tokenizer is None:
         tokenizer = load_tokenizer(resolve_model(config.model).path, config.trust_remote_code)
     run = RunDir(Path(config.run_dir))
-    return start.decide(config, run, fingerprint(config.data, tokenizer)["fingerprint"], resume, overwrite)
+    return record.decide(config, run, fingerprint(config.data, tokenizer)["fingerprint"], resume, overwrite)
 
 
 def _train(config, run, cluster, console, precision, resolved, tokenizer, begin: Start, overwrite, progress):
@@ -91,17 +90,18 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
     if begin.resuming:
         console.print(f"resumed from step {begin.from_step} ({ckpt.latest_checkpoint(run.checkpoints)})")
 
-    # the model, and what this config will cost on this hardware
-    model = methods.load_base(resolved.path, settings.method, precision, ATTENTION, config.trust_remote_code)
+    # the model, and what this config will cost on this hardware (each choice shown in the header)
+    device = cluster.device.type
+    attention = kernel_choice(settings.attention, settings.short_rows_max_width, device)[0]
+    model = methods.load_base(resolved.path, settings.method, precision, attention, config.trust_remote_code)
     model = methods.prepare_for_training(model, settings.method, settings.lora, settings.seed, precision.autocast)
-    if settings.fuse_projections and not settings.fsdp:  # FSDP shards parameters: their views could not be shared
-        fuse_projections(model)
+    fused = fuse_projections(model) if settings.fuse_projections and not settings.fsdp else 0
     data = TrainData.from_rows(prepared.train, settings.objective != "sft")  # sft on preference data: chosen only
-    plan = plan_resources(model, data, settings, precision, ATTENTION, cluster.world, cluster.rank, cluster.device.type)
-    if plan.choose_checkpointing(model):
-        methods.enable_checkpointing(model)
-    if plan.choose_compile(model, total_steps(settings, plan.work.steps_per_epoch)):
-        plan.compiled = methods.compile_layers(model)
+    plan = plan_resources(model, data, settings, precision, cluster.world, cluster.rank, device)
+    plan.decisions["fuse_projections"] = fused_decision(settings, fused)
+    plan.choose_checkpointing(model)
+    plan.choose_compile(model, total_steps(settings, plan.work.steps_per_epoch))
+    plan.record_loss_head(model)
     estimate = plan.estimate_for(model)
     console.print(plan.describe(estimate, config.model))
 
@@ -115,7 +115,7 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
         precision=precision,
         resume=begin.resuming,
         progress=progress,
-        fingerprint=provenance.resume_fingerprint(config, run),
+        fingerprint=record.resume_fingerprint(config, run),
         cluster=cluster,
         compiled=plan.compiled,
         probe=_probe(config, prepared, tokenizer),
@@ -129,7 +129,8 @@ def _train(config, run, cluster, console, precision, resolved, tokenizer, begin:
     seen = measured(estimate, result, cluster.device.type, cluster.world)
     if cluster.is_main:
         console.print(comparison_table(estimate, seen))
-        provenance.write(run, config, precision, ATTENTION, estimate, seen, result, cluster.world)
+        record.write(run, config, precision, plan.decisions.as_dict(), plan.speeds.as_dict(), estimate, seen, result,
+                     cluster.world)
     cluster.barrier()
     return TrainResult(
         output,
@@ -164,7 +165,7 @@ def _prepared(config: Config, cluster: Cluster):
 
 def _recorded(run: RunDir) -> TrainResult:
     """The result of the training already recorded in the run directory (train_info.json)."""
-    info = json.loads((run.root / provenance.INFO_FILE).read_text(encoding="utf-8"))
+    info = json.loads((run.root / record.INFO_FILE).read_text(encoding="utf-8"))
     seen = info.get("measured") or {}
     return TrainResult(run.final_weights(), info.get("steps", 0), info.get("final_loss"), seen.get("tokens_per_s", 0.0),
                        seen.get("peak_memory_gb", 0.0), {"estimated": info.get("estimate"), "measured": seen},
@@ -175,7 +176,7 @@ def _start_run_dir(config: Config, run: RunDir, resuming: bool, overwrite: bool)
     """Record the config that produced these weights; a fresh start clears old checkpoints."""
     run.root.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        start.clear_trained(run)
+        record.clear_trained(run)
     text = config.to_yaml()
     if not run.config.is_file() or (not resuming and run.config.read_text(encoding="utf-8") != text):
         atomic_write_text(run.config, text)

@@ -1,24 +1,17 @@
 """Which attention kernel a training batch uses, chosen by its width, and the CPU kernel for short rows.
 
-On a CPU, torch's fused SDPA kernel is fast in the forward pass but slow in the backward pass for
-short rows: for SmolLM2-135M at batch 8 x 190 tokens (LoRA, bf16, compiled layers, 2 cores) it took
-31% of the step. Plain matmul-softmax-matmul ("eager") attention made the step 1.4x faster, but it
-keeps every layer's [T, T] probabilities for the backward pass.
-
-`short_row_attention` takes the best of both: SDPA's fused CPU forward, which also returns the
-softmax's log-sum-exp, and a backward pass of plain matmuls that recomputes the probabilities from
-that log-sum-exp (the flash-attention backward, written as tensor ops that torch.compile fuses).
-It keeps only the output and the log-sum-exp, as SDPA does, and never repeats the key/value heads
-of grouped-query attention (the fused kernel takes them as they are; the backward pass stacks each
-group's query heads into one matmul; that made LoRA steps ~5% faster again). Measured per layer
-(fwd + bwd, compiled, batch 8, 9 heads, key/value heads repeated): 6.5 ms at 128 tokens (SDPA 14.4,
-eager 9.0), 16.7 ms at 204 (17.8, 18.1); at 300 tokens SDPA wins (29.7 against 36.5): its causal
-kernel skips the masked half, the matmuls do not.
-So batches up to SHORT_MAX_WIDTH tokens use it on a CPU, wider ones SDPA. On a GPU, SDPA always.
-Batches are grouped by length, so most steps of a typical instruction dataset are short.
+On a CPU, SDPA's fused kernel has a fast forward but a slow backward for short rows, and plain
+matmul-softmax-matmul ("eager") attention keeps every layer's [T, T] probabilities. The short-row
+kernel takes SDPA's fused forward, which also returns the softmax's log-sum-exp, and a backward of
+plain matmuls that recomputes the probabilities from it (the flash-attention backward as tensor
+ops that torch.compile fuses). It keeps only the output and the log-sum-exp, and never repeats the
+key/value heads of grouped-query attention. Its causal matmuls do not skip the masked half, so wide
+batches run SDPA (train.attention and train.short_rows_max_width; measurements in bench/README.md).
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from torch import nn
@@ -26,13 +19,23 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
-SHORT_MAX_WIDTH = 256  # tokens; measured cross-over on the CPU above is between 204 and 300
+from tunesmith.config import TrainConfig
+
+SHORT_MAX_WIDTH = TrainConfig.model_fields["short_rows_max_width"].default
 SHORT_ROW_KERNEL = "tunesmith_short_rows"
 
 
-def attention_for(width: int, device: str, loaded: str = "sdpa") -> str:
+def kernel_choice(setting: str, short_rows_max_width: int, device: str) -> tuple[str, int]:
+    """train.attention -> (the kernel the model is loaded with, the widest batch that runs SHORT_ROW_KERNEL)."""
+    loaded = "eager" if setting == "eager" else "sdpa"
+    if device != "cpu" or setting in ("sdpa", "eager"):
+        return loaded, 0
+    return loaded, sys.maxsize if setting == "short_rows" else short_rows_max_width
+
+
+def attention_for(width: int, device: str, loaded: str = "sdpa", short_max: int = SHORT_MAX_WIDTH) -> str:
     """The kernel a batch `width` tokens wide runs with on `device`, for a model loaded with `loaded`."""
-    if device == "cpu" and loaded == "sdpa" and width <= SHORT_MAX_WIDTH:
+    if device == "cpu" and loaded == "sdpa" and width <= short_max:
         return SHORT_ROW_KERNEL
     return loaded
 

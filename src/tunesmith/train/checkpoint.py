@@ -1,9 +1,11 @@
-"""Resumable checkpoints: trainable weights, optimizer, RNG and progress, written atomically.
+"""Resumable checkpoints, so that a resumed run ends where an uninterrupted one would.
 
 `checkpoints/step-N/` holds `weights.safetensors` (trainable parameters only), `optimizer.safetensors`
-(AdamW moments), `rng-R.safetensors` (one per process) and `state.json` (step, tokens seen, best
-eval loss, fingerprints). Everything is written into a hidden temporary folder first and renamed
-into place, so a crash during a save leaves the previous checkpoint as it was. No pickle is used.
+(AdamW moments), `rng-R.safetensors` (one per process) and `state.json` (`Progress` and the run's
+fingerprint). The learning rate is a function of the step and the data order a function of
+(seed, epoch), so nothing else needs saving. Everything is written into a hidden temporary folder
+first and renamed into place, so a crash during a save leaves the previous checkpoint as it was.
+No pickle is used. A checkpoint written by a run with other settings or data is refused.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tunesmith.errors import TunesmithError
 from tunesmith.faults import crash_point
+from tunesmith.runs import space_for, tensor_bytes
+
+if TYPE_CHECKING:  # distributed.py imports this module
+    from tunesmith.train.distributed import Cluster
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 STATE_FILE = "state.json"  # written last: a folder without it is not a checkpoint
@@ -150,6 +158,78 @@ def load_optimizer(optimizer: torch.optim.Optimizer, flat: dict[str, torch.Tenso
 
 def parameter_names(model: nn.Module) -> dict[int, str]:
     return {id(p): name for name, p in model.named_parameters()}
+
+
+# ---------------------------------------------------------------- the training state: save, restore
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint's state.json."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    best_eval_loss: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
+
+
+def save_checkpoint(
+    folder, objective, optimizer, names, state: Progress, fingerprint, keep: int, cluster: Cluster
+) -> None:
+    """checkpoints/step-N, atomically: every process writes its RNG, the main one the rest, then renames."""
+    name = f"step-{state.step}"
+    weights = cluster.trainable_state(objective)
+    moments = cluster.optimizer_state(objective, optimizer, names)
+    staging = staging_dir(folder, name)
+    with space_for(folder / name, tensor_bytes([*weights.values(), *moments.values()]), staging):
+        if cluster.is_main:
+            begin(folder, name)
+        cluster.barrier()
+        write_rng(staging, cluster.rank)
+        cluster.barrier()
+        if cluster.is_main:
+            write_main(staging, weights, moments, {**state.__dict__, "fingerprint": fingerprint})
+            commit(staging, folder / name, keep)
+    cluster.barrier()
+
+
+def save_best(folder: Path, objective, cluster: Cluster) -> None:
+    weights = cluster.trainable_state(objective)
+    if cluster.is_main:
+        with space_for(folder / "best", tensor_bytes(weights.values()), staging_dir(folder, "best")):
+            staging = begin(folder, "best")
+            write_main(staging, weights, {}, {"best": True})
+            commit(staging, folder / "best", keep=10**9)
+    cluster.barrier()
+
+
+def restore(checkpoint: Path, objective, optimizer, names, fingerprint: dict, rank: int) -> Progress:
+    saved = read_state(checkpoint)
+    if saved.get("fingerprint") != fingerprint:
+        changed = sorted(
+            k
+            for k in {**fingerprint, **saved.get("fingerprint", {})}
+            if saved.get("fingerprint", {}).get(k) != fingerprint.get(k)
+        )
+        raise ResumeMismatch(checkpoint, changed)
+    load_trainable(objective, read_weights(checkpoint))
+    load_optimizer(optimizer, load_file(checkpoint / "optimizer.safetensors"), names)
+    restore_rng(checkpoint, rank)
+    known = Progress.__dataclass_fields__
+    return Progress(**{k: v for k, v in saved.items() if k in known})
+
+
+class ResumeMismatch(TunesmithError):
+    """The checkpoint was written by a run with different settings or data."""
+
+    def __init__(self, checkpoint: Path, changed: list[str]):
+        super().__init__(
+            f"train.resume: {checkpoint} was written by a run with different {', '.join(changed)}; "
+            "use a new run_dir (--set run_dir=...), or pass --overwrite to start this run_dir over"
+        )
+        self.checkpoint, self.changed = checkpoint, changed
 
 
 # ---------------------------------------------------------------- files

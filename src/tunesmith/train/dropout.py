@@ -1,16 +1,11 @@
 """Dropout for LoRA inputs that spends less time drawing random numbers.
 
-peft applies dropout to the input of every adapted layer: seven full-size masks per transformer
-layer. On a CPU, torch's dropout draws one 32-bit random number per element and that, not the
-arithmetic, dominates: with dropout 0.05 a LoRA step took ~1.6x as long as without. This module
-draws one 64-bit number per four elements and compares 16-bit slices of it with a threshold, so
-an element is kept with probability 1 - p (p rounded to a multiple of 1/65536), as in torch.
-
-Inside a torch.compile'd layer that draw cannot be vectorised (inductor turns the int64 -> int16
-view into scalar loops, and the kernels it is fused into turn scalar too): with dropout 0.05 a
-compiled LoRA step took 1.63x as long as without. There the 16 bits come instead from a hash of
-each element's index and one random seed per call, integer multiplies, shifts and xors that
-inductor vectorises and fuses into the kernels around it (1.38x as long as without).
+On a CPU, torch's dropout draws one 32-bit random number per element, and that, not the arithmetic,
+dominates a LoRA step. Here one 64-bit draw serves four elements: each 16-bit slice is compared with
+a threshold, so an element is kept with probability 1 - p (p rounded to a multiple of 1/65536).
+Inside a torch.compile'd layer that int64 -> int16 view turns into scalar loops, so there the 16
+bits come from an integer hash of each element's index and one random seed per call, which inductor
+vectorises and fuses into the kernels around it. (Measurements: bench/README.md.)
 """
 
 from __future__ import annotations

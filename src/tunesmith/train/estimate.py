@@ -4,31 +4,30 @@ Memory = what the process holds now (weights, libraries) + gradients + AdamW mom
 activations the backward pass keeps for the largest micro-batch + one block of logits.
 
 Time per step = a fixed cost per layer and micro-batch (op dispatch, autograd, optimizer) + per
-token: matmul FLOPs at the matmul speed measured here a moment ago, and the element-wise work
-(norms, rotary, activations, casts, dropout) at the element-wise speed measured likewise. The
-few constants below turn those probes into step times; they were fitted on the embedded
-SmolLM2-135M with this loop on a 2-core Sapphire Rapids CPU and scale with the probes elsewhere.
-After training, the estimate is printed beside what was measured.
+token: matmul FLOPs at this machine's matmul speed and the element-wise work (norms, rotary,
+activations, casts, dropout) at its element-wise speed (train/speeds.py: probed once, cached). The
+constants below turn those speeds into step times; they are fitted on the embedded model (how, and
+how close the estimate comes, in bench/README.md and bench/bench_estimate.py). After training, the
+estimate is printed beside what was measured.
 """
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 
 from tunesmith.train.hardware import DTYPES, Precision
 from tunesmith.train.loss import DEFAULT_CHUNK
+from tunesmith.train.speeds import Speeds
 
 ALLOCATOR_OVERHEAD = 1.6  # what glibc's heap holds beyond the tensors the backward pass keeps (fragmentation)
 ELEMENTWISE_PASSES = 50  # effective passes over the kept activations per step (fwd + bwd, all small ops)
 LAYER_OVERHEAD = 0.52  # GB of element-wise traffic that costs as much as one layer's fixed per-pass work
 DROPOUT_PASSES = 62  # element-wise passes' worth of work per LoRA dropout element (random bits are dear)
-COMPILED_STEP = 0.76  # step time with torch.compile'd layers over eager (fused element-wise work), measured
+COMPILED_STEP = 0.76  # step time with torch.compile'd layers over eager (fused element-wise work)
 FULL_BYTES_PER_PARAM = 250  # full fine-tuning: weight casts, weight gradients, AdamW, clipping, per parameter
 
 
@@ -89,7 +88,6 @@ class Estimate:
     probe_elementwise_gbps: float
     step_fixed_s: float = 0.0  # the per-step part of step_time_s ...
     token_s: float = 0.0  # ... and the per-token part: step time = step_fixed_s + tokens * token_s
-    machine_busy: float = 0.0  # share of this machine's best speed that other work takes right now
     compiled: bool = False  # layers torch.compile'd (step time scaled by COMPILED_STEP)
 
     def step_time_for(self, tokens: float) -> float:
@@ -111,17 +109,17 @@ def estimate(
     lora_dropout: float,
     checkpointing: bool,
     device: str,
+    speeds: Speeds,
     compiled: bool = False,
     reference_forward: bool = False,
     unmoved_bytes: int = 0,
 ) -> Estimate:
-    """`reference_forward`: each step also runs a forward without gradients (DPO's reference, adapter off).
-    `unmoved_bytes`: weights that will be on `device` but are not yet (a GPU run loads them on the CPU
-    and moves them when training starts), counted as if they were there."""
+    """`speeds`: this hardware's (speeds.hardware_speeds); `reference_forward`: each step also runs a forward
+    without gradients (DPO's reference, adapter off); `unmoved_bytes`: weights that will be on `device` but
+    are not yet (a GPU run loads them on the CPU and moves them when training starts), counted as there."""
     memory = current_memory_bytes(device) + unmoved_bytes + optimizer_bytes(trainable, total, method, precision)
     memory += activation_bytes(shape, work, method, precision, attention, lora_dropout, checkpointing)
-    matmul, elementwise, busy = hardware_speeds(shape, precision.compute, device)
-    matmul, elementwise = matmul * 1e9, elementwise * 1e9
+    matmul, elementwise = speeds.matmul_gflops * 1e9, speeds.elementwise_gbps * 1e9
     per_token = flops_per_token(shape, work, method, trainable, checkpointing, reference_forward) / matmul
     kept = kept_bytes_per_token(shape, work.largest_micro_width, method, precision, attention, lora_dropout)
     per_token += ELEMENTWISE_PASSES * shape.layers * kept * (2 if checkpointing else 1) / elementwise
@@ -146,7 +144,6 @@ def estimate(
         probe_elementwise_gbps=elementwise / 1e9,
         step_fixed_s=fixed,
         token_s=per_token,
-        machine_busy=busy,
         compiled=compiled,
     )
 
@@ -214,86 +211,6 @@ def flops_per_token(shape: ModelShape, work: Workload, method: str, trainable: i
     recompute = forward if checkpointing else 0.0
     reference = forward if reference_forward else 0.0
     return forward + backward_inputs + weights + extra + recompute + reference
-
-
-def hardware_speeds(shape: ModelShape, compute: str, device: str) -> tuple[float, float, float]:
-    """(matmul GFLOP/s, element-wise GB/s, busy share) of this machine when it is not shared.
-
-    Probes take a fraction of a second; on a machine shared with other work they measure the
-    neighbours too. The best speeds ever measured for this hardware are remembered (in
-    $TUNESMITH_HOME/hardware.json), so the estimate describes the hardware, and `busy` says how
-    much slower it is right now.
-    """
-    from tunesmith.models import tunesmith_home
-    from tunesmith.runs import atomic_write_json
-
-    key = "|".join(
-        [
-            _device_name(device),
-            str(torch.get_num_threads()),
-            torch.__version__,
-            compute,
-            f"{shape.hidden}x{shape.intermediate}",
-        ]
-    )
-    path = tunesmith_home() / "hardware.json"
-    try:
-        known = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    now = (matmul_gflops(shape, compute, device), elementwise_gbps(compute, device))
-    best = [max(a, b) for a, b in zip(now, known.get(key, now), strict=True)]
-    if best != list(known.get(key, [])):
-        try:
-            atomic_write_json(path, {**known, key: best})
-        except OSError:
-            pass  # a read-only home only costs the memory of past probes
-    busy = 1 - min(n / b for n, b in zip(now, best, strict=True))
-    return best[0], best[1], max(0.0, busy)
-
-
-def _device_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    import platform
-
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def matmul_gflops(shape: ModelShape, compute: str, device: str) -> float:
-    """Best speed of a model-shaped matmul on this hardware now, in GFLOP/s."""
-    dtype = DTYPES[compute]
-    a = torch.randn(2048, shape.hidden, dtype=dtype, device=device)
-    b = torch.randn(shape.hidden, shape.intermediate, dtype=dtype, device=device)
-    return 2 * a.shape[0] * shape.hidden * shape.intermediate * _best_rate(lambda: a @ b, device) / 1e9
-
-
-def elementwise_gbps(compute: str, device: str) -> float:
-    """Best speed of an element-wise multiply (bytes read + written per second), in GB/s."""
-    x = torch.randn(8192, 1536, device=device).to(DTYPES[compute])
-    out = torch.empty_like(x)
-    return 3 * x.numel() * x.element_size() * _best_rate(lambda: torch.mul(x, x, out=out), device) / 1e9
-
-
-def _best_rate(op, device: str, tries: int = 7, seconds: float = 0.04) -> float:
-    """Calls per second, best of several short tries: a busy neighbour slows some tries, not all."""
-    best = 0.0
-    for _ in range(tries):
-        op()
-        runs, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            op()
-            runs += 1
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = max(best, runs / (time.perf_counter() - started))
-    return best
 
 
 def current_memory_bytes(device: str) -> int:

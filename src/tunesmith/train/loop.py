@@ -20,6 +20,7 @@ from tunesmith.config import TrainConfig
 from tunesmith.train import checkpoint as ckpt
 from tunesmith.train.attention import use_attention
 from tunesmith.train.batching import Batch, StepPlan, TrainData, collate, split_step
+from tunesmith.train.checkpoint import Progress, restore, save_best, save_checkpoint
 from tunesmith.train.distributed import Cluster
 from tunesmith.train.evaluation import GenerationProbe, eval_loss
 from tunesmith.train.hardware import DTYPES, Precision
@@ -28,7 +29,6 @@ from tunesmith.train.neftune import add_neftune
 from tunesmith.train.objective import make_objective
 from tunesmith.train.observe import ProgressBar, Trackers, TrainLog
 from tunesmith.train.preference import PreferenceObjective, attach_reference, objective_needs_reference, stats_record
-from tunesmith.train.resume import Progress, restore, save_best, save_checkpoint
 from tunesmith.train.schedule import learning_rate, warmup_steps
 
 

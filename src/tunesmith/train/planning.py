@@ -1,25 +1,35 @@
-"""Size a run before it starts (estimate, gradient checkpointing) and set the estimate beside the measurement."""
+"""Size a run before it starts (estimate, gradient checkpointing, compile), show each decision, and set the
+estimate beside the measurement afterwards."""
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from rich.table import Table
 
 from tunesmith.config import TrainConfig
 from tunesmith.train import methods
-from tunesmith.train.attention import SHORT_MAX_WIDTH, attention_for
+from tunesmith.train.attention import attention_for, kernel_choice
 from tunesmith.train.batching import TrainData, plan_epoch, split_step
+from tunesmith.train.decisions import (
+    Decision,
+    Decisions,
+    attention_decision,
+    chosen,
+    loss_head_decision,
+    precision_decisions,
+)
 from tunesmith.train.estimate import COMPILED_STEP, Estimate, ModelShape, Workload, estimate, peak_memory_bytes
 from tunesmith.train.hardware import Precision
 from tunesmith.train.loop import FitResult
+from tunesmith.train.objective import fused_head_supported
+from tunesmith.train.speeds import Speeds, hardware_speeds
 
-MEMORY_HEADROOM = 0.9  # turn gradient checkpointing on above this share of the memory there is
-# torch.compile of each layer, measured on SmolLM2-135M LoRA bf16 on a 2-core CPU: ~35 s to compile
-# (forward and backward, first step) with an empty inductor cache, then steps take ~0.76x as long.
-COMPILE_COST_S = 40.0
+MEMORY_HEADROOM = 0.9  # gradient checkpointing goes on when the estimate needs more of the available memory
+COMPILE_COST_S = 40.0  # compiling every layer, forward and backward, on the embedded model (bench/README.md)
 
 
 @dataclass
@@ -28,17 +38,23 @@ class ResourcePlan:
     work: Workload
     settings: TrainConfig
     precision: Precision
-    attention: str
     device: str
+    speeds: Speeds
     checkpointing: bool = False
     compiled: bool = False
+    decisions: Decisions = field(default_factory=Decisions)
+
+    @property
+    def kernels(self) -> tuple[str, int]:
+        """(the kernel the model is loaded with, the widest batch that runs the CPU short-row kernel)."""
+        return kernel_choice(self.settings.attention, self.settings.short_rows_max_width, self.device)
 
     @property
     def peak_attention(self) -> str:
         """The attention kernel of the widest batch, the one that sets peak memory."""
-        return attention_for(self.work.largest_micro_width, self.device, self.attention)
+        return attention_for(self.work.largest_micro_width, self.device, *self.kernels)
 
-    def estimate_for(self, model, checkpointing: bool | None = None) -> Estimate:
+    def estimate_for(self, model, checkpointing: bool | None = None, compiled: bool | None = None) -> Estimate:
         trainable, total = methods.count_parameters(model)
         return estimate(
             self.shape,
@@ -51,80 +67,80 @@ class ResourcePlan:
             lora_dropout=self.settings.lora.dropout,
             checkpointing=self.checkpointing if checkpointing is None else checkpointing,
             device=self.device,
-            compiled=self.compiled,
+            speeds=self.speeds,
+            compiled=self.compiled if compiled is None else compiled,
             reference_forward=self.settings.objective == "dpo" and self.settings.method != "full",
             unmoved_bytes=methods.bytes_off_device(model, self.device),
         )
 
-    def choose_checkpointing(self, model) -> bool:
+    def choose_checkpointing(self, model, enable: Callable = methods.enable_checkpointing) -> bool:
         """train.gradient_checkpointing, with 'auto' = on only when the estimate does not fit in memory."""
-        wanted = self.settings.gradient_checkpointing
-        if wanted == "auto":
-            wanted = (
-                self.estimate_for(model, checkpointing=False).peak_memory_gb
-                > available_memory_gb(self.device) * MEMORY_HEADROOM
-            )
-        self.checkpointing = bool(wanted)
+
+        def fits():
+            need = self.estimate_for(model, checkpointing=False, compiled=False).peak_memory_gb
+            free = available_memory_gb(self.device)
+            on = need > free * MEMORY_HEADROOM
+            return on, f"estimate {need:.2f} GB {'>' if on else '≤'} {MEMORY_HEADROOM:.0%} of {free:.1f} GB available"
+
+        decision = chosen(self.settings.gradient_checkpointing, fits, "train.gradient_checkpointing")
+        self.decisions["gradient_checkpointing"] = decision
+        self.checkpointing = bool(decision.value)
+        if self.checkpointing:
+            enable(model)
         return self.checkpointing
 
-    def choose_compile(self, model, total_steps: int) -> bool:
-        """train.compile, with 'auto' = on when the time saved over the run exceeds the compile time.
-
-        Off with gradient checkpointing (recomputation under a compiled layer is not measured here) and
-        with qlora (bitsandbytes' 4-bit kernels are not measured under torch.compile)."""
-        wanted = self.settings.compile
-        if wanted == "auto":
-            eager = self.estimate_for(model).step_time_s
-            pays = total_steps * eager * (1 - COMPILED_STEP) > COMPILE_COST_S
-            wanted = not self.checkpointing and self.settings.method != "qlora" and pays
-        self.compiled = bool(wanted)
+    def choose_compile(self, model, total_steps: int, compile_layers: Callable = methods.compile_layers) -> bool:
+        """train.compile, with 'auto' = on when the time saved over the run exceeds the compile time; then
+        compiles the layers."""
+        decision = chosen(self.settings.compile, lambda: self._compile_pays(model, total_steps), "train.compile")
+        if decision.value and not compile_layers(model):
+            decision = Decision(False, decision.source, "this model's decoder layers were not found to compile")
+        self.decisions["compile"] = decision
+        self.compiled = bool(decision.value)
         return self.compiled
 
+    def _compile_pays(self, model, total_steps: int) -> tuple[bool, str]:
+        if self.checkpointing:  # recomputation under a compiled layer is not measured
+            return False, "off with gradient checkpointing (not measured together)"
+        if self.settings.method == "qlora":  # bitsandbytes' 4-bit kernels are not measured under torch.compile
+            return False, "off for qlora (4-bit kernels not measured compiled)"
+        saved = self.estimate_for(model, compiled=False).step_time_s * (1 - COMPILED_STEP)
+        pays = total_steps * saved > COMPILE_COST_S
+        return pays, (f"~{total_steps} steps × {saved:.2f} s saved {'>' if pays else '≤'} {COMPILE_COST_S:.0f} s "
+                      f"compile; a compiled step ≈ {COMPILED_STEP:.2f} × eager")
+
+    def record_loss_head(self, model) -> None:
+        fused = fused_head_supported(methods.causal_lm(model))
+        self.decisions["loss_head"] = loss_head_decision(fused, self.compiled, self.settings.objective)
+
     def describe(self, est: Estimate, model_name: str) -> str:
-        p = self.precision
-        weights = f"frozen weights {p.frozen_weights}" + (", autocast" if p.autocast else "")
         share = est.trainable_params / max(1, est.total_params)
-        checkpointing = "on" if est.gradient_checkpointing else "off"
-        compiled = " · compiled layers (the first step compiles)" if self.compiled else ""
-        attention = self.attention
-        if attention_for(1, self.device, self.attention) != self.attention:  # short batches switch kernel here
-            attention = f"CPU short-row attention up to {SHORT_MAX_WIDTH} tokens, {self.attention} above"
-        else:
-            attention += " attention"
-        busy = (
-            f"\n[yellow]this machine is busy: other work takes ~{est.machine_busy:.0%} of its speed now; "
-            "the estimate is for the machine to itself[/]"
-            if est.machine_busy > 0.3
-            else ""
-        )
-        return (
-            "\n".join(
-                [
-                    f"[bold]train[/] {self.settings.method} on {model_name} · {p.compute} ({weights}) · "
-                    f"{attention} · {self.device}, {torch.get_num_threads()} threads{compiled}",
-                    f"trainable parameters: {est.trainable_params:,} of {est.total_params:,} ({share:.2%})",
-                    f"estimate: peak memory {est.peak_memory_gb:.2f} GB · {est.step_time_s:.2f} s/step · "
-                    f"{self.work.steps_per_epoch} steps/epoch = {_duration(est.epoch_time_s)} per epoch · "
-                    f"~{est.tokens_per_s:.0f} tok/s · gradient checkpointing {checkpointing}",
-                ]
-            )
-            + busy
+        return "\n".join(
+            [
+                f"[bold]train[/] {self.settings.method} on {model_name} · {self.device}, "
+                f"{torch.get_num_threads()} threads" + (" · the first step compiles" if self.compiled else ""),
+                f"trainable parameters: {est.trainable_params:,} of {est.total_params:,} ({share:.2%})",
+                self.decisions.describe(),
+                self.speeds.describe(),
+                f"estimate: peak memory {est.peak_memory_gb:.2f} GB · {est.step_time_s:.2f} s/step · "
+                f"{self.work.steps_per_epoch} steps/epoch = {_duration(est.epoch_time_s)} per epoch · "
+                f"~{est.tokens_per_s:.0f} tok/s",
+            ]
         )
 
 
 def plan_resources(
-    model,
-    data: TrainData,
-    settings: TrainConfig,
-    precision: Precision,
-    attention: str,
-    world: int,
-    rank: int,
-    device: str,
+    model, data: TrainData, settings: TrainConfig, precision: Precision, world: int, rank: int, device: str
 ) -> ResourcePlan:
-    return ResourcePlan(
-        ModelShape.of(model.config), workload(data, settings, world, rank), settings, precision, attention, device
+    """The plan of this run, with this hardware's speeds (cached, or probed now) and the decisions that
+    need no estimate: precision, frozen weights' dtype, attention."""
+    shape, work = ModelShape.of(model.config), workload(data, settings, world, rank)
+    speeds = hardware_speeds(shape.hidden, shape.intermediate, precision.compute, device, settings.remeasure_hardware)
+    decisions = precision_decisions(settings.precision, precision, settings.method, device)
+    decisions["attention"] = attention_decision(
+        settings.attention, settings.short_rows_max_width, device, work.largest_micro_width
     )
+    return ResourcePlan(shape, work, settings, precision, device, speeds, decisions=decisions)
 
 
 def workload(data: TrainData, settings: TrainConfig, world: int, rank: int) -> Workload:

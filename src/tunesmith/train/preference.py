@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from tunesmith.errors import TunesmithError
 from tunesmith.runs import atomic_write_text
-from tunesmith.train.attention import attention_for, use_attention
+from tunesmith.train.attention import SHORT_MAX_WIDTH, use_attention
 from tunesmith.train.loss import IGNORE_INDEX
 from tunesmith.train.methods import causal_lm
 from tunesmith.train.objective import Objective, fused_head_supported
@@ -52,8 +52,9 @@ class PreferenceObjective(Objective):
     the adapter disabled (LoRA). ORPO and SimPO need none. Accuracy, margin and log-probs of the
     batches seen are summed in `stats` until `take_stats()`."""
 
-    def __init__(self, model, kind: str, settings, device: str | None = None, compiled_loss: bool = False):
-        super().__init__(model, device, compiled_loss)
+    def __init__(self, model, kind: str, settings, device: str | None = None, compiled_loss: bool = False,
+                 short_max: int = SHORT_MAX_WIDTH):
+        super().__init__(model, device, compiled_loss, short_max)
         self.kind, self.settings = kind, settings  # settings: config.PreferenceConfig
         self.stats = torch.zeros(len(STATS), dtype=torch.float64)  # not a buffer: DDP would broadcast it
 
@@ -67,7 +68,7 @@ class PreferenceObjective(Objective):
 
     def forward(self, input_ids, labels, position_ids=None, reference=None):
         if self.device is not None:
-            use_attention(causal_lm(self.model), attention_for(input_ids.shape[1], self.device, self.loaded_attention))
+            use_attention(causal_lm(self.model), self.kernel_for(input_ids.shape[1]))
         logps, counts = sequence_logps(self.model, input_ids, labels, position_ids)
         pairs = labels.shape[0] // 2
         chosen, rejected = logps[:pairs], logps[pairs:]
