@@ -92,11 +92,11 @@ def data_stats(rows: list[dict]) -> dict:
     return faq_rows.length_stats(faq_rows.token_lengths(rows, tokenizer))
 
 
-def user_settings(overrides: list[str], **train: object) -> dict:
-    """tunesmith's defaults as a user gets them, with per-step logging, `train` and `--set` on top."""
+def user_settings(overrides: list[str], data: dict | None = None, **train: object) -> dict:
+    """tunesmith's defaults as a user gets them, with per-step logging, `data`, `train` and `--set` on top."""
     from tunesmith.config import apply_overrides
 
-    return apply_overrides({"train": {"log_every": 1, **train}}, overrides)
+    return apply_overrides({"data": data or {}, "train": {"log_every": 1, **train}}, overrides)
 
 
 def steps_run(args, data: Path) -> tuple[dict, str]:
@@ -106,12 +106,13 @@ def steps_run(args, data: Path) -> tuple[dict, str]:
     summary = bench_train.bench(method, args.sides.split(","), data, steps, args.warmup, args.heldout,
                                 settings=settings, chat=True, name="short-rows-steps.json")  # fmt: skip
     summary["name"] = "short-rows-steps"
-    lines = [bench_train.table(summary), "", "| side | compiled | tok/s over all steps | peak RSS sampled (GB) | "
-             "estimated peak (GB) |", "|---|---|---|---|---|"]
+    lines = [bench_train.table(summary), "", "| side | compiled | tok/s over all steps | peak RSS sampled (GiB) | "
+             "estimated peak (GiB) |", "|---|---|---|---|---|"]
     for side in summary["sides"]:
         if side["side"] == "tunesmith":
+            estimated = side["estimate"]["estimated"]["peak_memory_gb"] * 1e9 / 1024**3
             lines.append(f"| tunesmith | {side['compiled']} | {side['tokens_per_s_whole_run']:.0f} | "
-                         f"{side['peak_rss_sampled_gb']:.2f} | {side['estimate']['estimated']['peak_memory_gb']:.2f} |")
+                         f"{side['peak_rss_sampled_gb']:.2f} | {estimated:.2f} |")
     return summary, "\n".join(lines)
 
 
@@ -146,7 +147,7 @@ def timed_side(side: str, side_args, model: Path, data: Path, work: Path, **inpu
     started = time.perf_counter()
     result = bench_train.run_side(side, side_args, model, data, None, work, **inputs)
     result.update(side=side, wall_s=round(time.perf_counter() - started, 1))
-    print(json.dumps({k: v for k, v in result.items() if k != "rss_timeline_gb"}), flush=True)
+    print(bench_train.brief(result), flush=True)
     return result
 
 
@@ -158,7 +159,7 @@ def full_run_figures(ours: dict | None, trl: dict | None) -> list[tuple]:
         peak = max(ours["peak_rss_gb"], ours["peak_rss_sampled_gb"]) * 1024**3
         off, within = estimated / peak - 1, ESTIMATE_WITHIN
         rows.append(("estimated peak memory vs measured peak", f"within {within:.0%}", "-",
-                     f"{estimated / 1e9:.2f} GB est. / {peak / 1e9:.2f} GB", f"{off:+.1%}", abs(off) <= within))
+                     f"{estimated / 1024**3:.2f} GB est. / {peak / 1024**3:.2f} GB", f"{off:+.1%}", abs(off) <= within))
     if ours and trl:
         for name, ours_rate in (("tok/s over the whole run (compile included)", ours["tokens_per_s_whole_run"]),
                                 ("tok/s, median step after warm-up", ours["tokens_per_s_median"])):
@@ -188,6 +189,8 @@ def full_run_table(summary: dict) -> str:
         lines += [f"TRL default over {trl['steps_measured']} steps after {summary['warmup']} warm-up: "
                   f"{trl['trained_tokens_per_s']:.0f} tok/s, peak RSS {trl['peak_rss_gb']:.2f} GB", ""]
     lines += bench_train.figures_table(summary["figures"])
+    lines.append("\nGB here are GiB (2^30 bytes), as trl_baseline.py reports max RSS; tunesmith prints its estimate "
+                 "in 10^9 bytes, converted here.")
     return "\n".join(lines)
 
 

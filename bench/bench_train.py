@@ -110,7 +110,7 @@ def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, he
         result.update(side=side, wall_s=round(time.perf_counter() - started, 1))
         result["mfu"] = round(flops_per_token(mode) * result["trained_tokens_per_s"] / (peak * 1e9), 4)
         results.append(result)
-        print(json.dumps(result), flush=True)
+        print(brief(result), flush=True)
     summary = {"load_before": load_before, "load_after": uptime(), "bf16_matmul_peak_gflops": peak,
                "rows": steps * BATCH, "heldout_rows": heldout, "steps": steps, "warmup": warmup, "mode": mode,
                "tunesmith_lora_dropout": lora_dropout, "tunesmith_settings": settings, "chat_template": chat,
@@ -123,6 +123,11 @@ def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, he
             side["heldout_loss"] = losses[str(path)]
     atomic_write_json(RESULTS / (name or results_name(mode, lora_dropout)), summary)
     return summary
+
+
+def brief(result: dict) -> str:
+    """A side's result as one JSON line, without its RSS timeline."""
+    return json.dumps({k: v for k, v in result.items() if k != "rss_timeline_gb"})
 
 
 def chat_rows(rows) -> list[dict]:
@@ -191,17 +196,22 @@ def tunesmith_side(args, run_dir: Path) -> dict:
 
 
 def log_figures(run_dir: Path, warmup: int) -> dict:
-    """Speed along a run from its train_log.jsonl: the figures after `warmup` steps, and the whole run's."""
+    """Speed along a run from its train_log.jsonl: the figures after `warmup` steps, and the whole run's.
+
+    Each record covers the steps since the one before (train.log_every); the records whose steps all
+    come after the warm-up are the timed ones (all of them, if none is)."""
     records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
+    starts = [0] + [r["step"] for r in steps[:-1]]
     tokens = [b["tokens_seen"] - a["tokens_seen"] for a, b in zip([{"tokens_seen": 0}, *steps], steps, strict=False)]
     seconds = [n / r["tokens_per_s"] for n, r in zip(tokens, steps, strict=True)]
-    timed = list(zip(tokens, seconds, strict=True))[warmup:]
-    rates = sorted(n / s for n, s in timed)
+    windows = [(start, r["step"] - start, n, s) for start, r, n, s in zip(starts, steps, tokens, seconds, strict=True)]
+    timed = [w[1:] for w in windows if w[0] >= warmup] or [w[1:] for w in windows]  # (steps, tokens, seconds)
+    rates = sorted(n / s for _, n, s in timed)
     return {
-        "steps": steps[-1]["step"], "steps_measured": len(timed),
-        "step_time_median_s": sorted(s for _, s in timed)[len(timed) // 2],
-        "trained_tokens_per_s": sum(n for n, _ in timed) / sum(s for _, s in timed),
+        "steps": steps[-1]["step"], "steps_measured": sum(k for k, _, _ in timed),
+        "step_time_median_s": sorted(s / k for k, _, s in timed)[len(timed) // 2],
+        "trained_tokens_per_s": sum(n for _, n, _ in timed) / sum(s for _, _, s in timed),
         "tokens_per_s_median": rates[len(rates) // 2], "tokens_per_s_range": [rates[0], rates[-1]],
         "tokens_per_s_whole_run": sum(tokens) / sum(seconds), "train_s": round(sum(seconds), 1),
         "compile_s": round(seconds[0] - sorted(seconds)[len(seconds) // 2], 1),
