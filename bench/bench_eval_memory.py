@@ -16,38 +16,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import psutil
+from peak_rss import PeakRss
 
 FAQ = Path(__file__).resolve().parents[1] / "examples" / "lumen_faq.jsonl"
 POOL = 100
-
-
-class PeakRss:
-    """Samples this process's RSS in a thread; `peak` is the largest seen."""
-
-    def __init__(self, every: float = 0.02) -> None:
-        self.process = psutil.Process()
-        self.peak = self.process.memory_info().rss
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
 
 
 def child(size: int, max_new_tokens: int, batch_size: int, model_spec: str) -> dict:

@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--lora-dropout", type=float, default=0.0,
                         help="tunesmith's LoRA dropout (TRL's side keeps peft's default, 0)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one tunesmith side here
+    parser.add_argument("--tunesmith-config", help=argparse.SUPPRESS)  # internal: the worker's settings (JSON)
     args = parser.parse_args()
     if args.heldout < 1:
         parser.error("--heldout must be at least 1 (tunesmith's run uses it as its test split)")
@@ -77,26 +78,41 @@ def main() -> None:
 
 
 def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, heldout: int,
-          peak: float | None = None, compile_layers: str = "on", lora_dropout: float = 0.0) -> dict:
-    """Run each side in turn; return (and save) the summary that `table` prints."""
+          peak: float | None = None, compile_layers: str = "on", lora_dropout: float = 0.0,
+          settings: dict | None = None, chat: bool = False, name: str | None = None) -> dict:
+    """Run each side in turn; return (and save, as `name`) the summary that `table` prints.
+
+    `settings`: tunesmith's config in place of the TRL-like one (its data path and test path are
+    filled in here); `chat`: TRL trains on the rows as conversational prompt/completion, rendered
+    with the model's chat template, and the held-out loss is scored in that template too."""
     from tunesmith.models import resolve_model
+    from tunesmith.runs import atomic_write_json
 
     model = resolve_model("smollm2-135m-instruct").path
     work = Path(tempfile.mkdtemp(prefix="bench_train_"))
     data, held = split_rows(source, steps * BATCH, heldout, work)
+    config = trl_chat = None
+    if settings is not None:
+        config = work / "tunesmith.json"
+        atomic_write_json(config, {**settings, "data": {**settings.get("data", {}), "path": str(data),
+                                                        "test_path": str(held)}})
+    if chat:
+        trl_chat = work / "rows_chat.jsonl"
+        rows = chat_rows(json.loads(line) for line in data.read_text(encoding="utf-8").splitlines())
+        trl_chat.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     load_before = uptime()
     peak = peak or matmul_peak()
     args = argparse.Namespace(mode=mode, steps=steps, warmup=warmup, batch_size=BATCH, compile=compile_layers,
                               lora_dropout=lora_dropout)
-    results = run_sides(sides, args, model, data, held, work)
+    results = run_sides(sides, args, model, data, held, work, tunesmith_config=config, trl_chat=trl_chat)
     for result in results:
         result["mfu"] = round(flops_per_token(mode) * result["trained_tokens_per_s"] / (peak * 1e9), 4)
     summary = {"load_before": load_before, "load_after": uptime(), "bf16_matmul_peak_gflops": peak,
                "rows": steps * BATCH, "heldout_rows": heldout, "steps": steps, "warmup": warmup, "mode": mode,
-               "tunesmith_lora_dropout": lora_dropout, "sides": results}
-    summary.update(score(model, held, [s for s in results if s["side"] in SCORED], work))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / results_name(mode, lora_dropout)).write_text(json.dumps(summary, indent=2) + "\n")
+               "tunesmith_lora_dropout": lora_dropout, "tunesmith_settings": settings, "chat_template": chat,
+               "sides": results}
+    summary.update(score(model, held, [s for s in results if s["side"] in SCORED], work, chat_template=chat))
+    atomic_write_json(RESULTS / (name or results_name(mode, lora_dropout)), summary)
     return summary
 
 
@@ -109,45 +125,63 @@ def split_rows(source: Path, train_rows: int, heldout: int, work: Path) -> tuple
     return data, held
 
 
-def run_sides(sides: list[str], args, model: Path, data: Path, held: Path, work: Path) -> list[dict]:
-    """Each side in its own process, one after the other; one result per side, printed as it comes."""
+def run_sides(sides: list[str], args, model: Path, data: Path, held: Path, work: Path, **options) -> list[dict]:
+    """Each side in its own process, one after the other (`options`: run_side's); one result per side,
+    printed as it comes."""
     results = []
     for side in sides:
         started = time.perf_counter()
-        result = run_side(side, args, model, data, held, work)
+        result = run_side(side, args, model, data, held, work, **options)
         result.update(side=side, wall_s=round(time.perf_counter() - started, 1))
         results.append(result)
-        print(json.dumps(result), flush=True)
+        print(brief(result), flush=True)
     return results
 
 
-def score(model: Path, held: Path, sides: list[dict], work: Path) -> dict:
+def score(model: Path, held: Path, sides: list[dict], work: Path, chat_template: bool = False) -> dict:
     """Add each side's held-out loss to it; return the untrained model's as base_heldout_loss (none: {})."""
     if not sides:
         return {}
     trained = [work / side["side"] / "trained" for side in sides]
-    losses = heldout_losses(model, held, trained)
+    losses = heldout_losses(model, held, trained, chat_template)
     for side, path in zip(sides, trained, strict=True):
         side["heldout_loss"] = losses[str(path)]
     return {"base_heldout_loss": losses["base"]}
 
 
-def run_side(side: str, args, model: Path, data: Path, held: Path, work: Path) -> dict:
+def brief(result: dict) -> str:
+    """A side's result as one JSON line, without its RSS timeline."""
+    return json.dumps({k: v for k, v in result.items() if k != "rss_timeline_gb"})
+
+
+def chat_rows(rows) -> list[dict]:
+    """{question, answer} rows as TRL's conversational prompt/completion (it renders them with the chat template)."""
+    return [{"prompt": [{"role": "user", "content": r["question"]}],
+             "completion": [{"role": "assistant", "content": r["answer"]}]} for r in rows]  # fmt: skip
+
+
+def run_side(side: str, args, model: Path, data: Path, held: Path | None, work: Path, *,
+             tunesmith_config: Path | None = None, trl_chat: Path | None = None) -> dict:
+    """One side in its own process. `tunesmith_config`: a JSON config (model and run_dir left out) that
+    replaces the TRL-like settings; `trl_chat`: conversational prompt/completion rows (lists of messages)
+    that TRL renders with the model's chat template, instead of `data` as plain text."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if side == "tunesmith":
         command = [sys.executable, __file__, "--worker", str(work / "tunesmith"), "--data", str(data),
                    "--mode", args.mode, "--steps", str(args.steps), "--warmup", str(args.warmup),
                    "--batch-size", str(args.batch_size), "--compile", args.compile,
                    "--lora-dropout", str(args.lora_dropout)]
-        env.update(TUNESMITH_MODEL_DIR=str(model), TUNESMITH_HELDOUT=str(held))
+        command += ["--tunesmith-config", str(tunesmith_config)] if tunesmith_config else []
+        env.update(TUNESMITH_MODEL_DIR=str(model), **({"TUNESMITH_HELDOUT": str(held)} if held else {}))
     elif side in TRL_SIDES:
         if not TRL_BASELINE.is_file():
             raise SystemExit(f"{side}: {TRL_BASELINE} is missing; set TUNESMITH_SHARED to the folder that holds "
                              "bench/trl_baseline.py, or leave the TRL sides out (--sides tunesmith)")
         command = [sys.executable, str(HERE / "trl_saving.py"), str(TRL_BASELINE), "--model", str(model),
-                   "--data", str(data), "--mode", args.mode, "--steps", str(args.steps),
+                   "--data", str(trl_chat or data), "--mode", args.mode, "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
                    "--output-dir", str(work / side), *TRL_SIDES[side]]
+        command += ["--prompt-field", "prompt", "--completion-field", "completion"] if trl_chat else []
         env["TUNESMITH_BENCH_SAVE"] = str(work / side / "trained")
         if side in LIGER_SIDES:
             env["TUNESMITH_BENCH_LIGER"] = "1"
@@ -164,38 +198,66 @@ def results_name(mode: str, lora_dropout: float) -> str:
 
 
 def tunesmith_side(args, run_dir: Path) -> dict:
-    """One tunesmith run in this process, with TRL's default optimisation settings; figures from
-    train_log.jsonl (one record per step). The trained weights are linked as run_dir/trained."""
+    """One tunesmith run in this process, with TRL's default optimisation settings (or the config in
+    --tunesmith-config); figures from train_log.jsonl (one record per step), RSS sampled every 0.5 s
+    over the whole run. The trained weights are linked as run_dir/trained."""
+    from peak_rss import PeakRss
+
     from tunesmith.config import validate_config
     from tunesmith.train import train
 
-    config = validate_config({
-        "model": os.environ["TUNESMITH_MODEL_DIR"], "run_dir": str(run_dir),
+    if args.tunesmith_config:
+        settings = json.loads(Path(args.tunesmith_config).read_text(encoding="utf-8"))
+    else:
+        settings = trl_like_settings(args)
+    config = validate_config({**settings, "model": os.environ["TUNESMITH_MODEL_DIR"], "run_dir": str(run_dir)})
+    with PeakRss(every=0.5, timeline=True) as rss:
+        result = train(config, progress=False)
+    (run_dir / "trained").symlink_to(run_dir / ("adapter" if config.train.method == "lora" else "model"))
+    info = json.loads((run_dir / "train_info.json").read_text())
+    return {
+        "tool": "tunesmith", "mode": config.train.method, "precision": info["precision"],
+        "attention": info["attention"], "trainable_params": result.estimate["estimated"]["trainable_params"],
+        **log_figures(run_dir, args.warmup), "compiled": info["estimate"]["compiled"],
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "peak_rss_sampled_gb": rss.peak / 1024**3, **gpu_memory(), "rss_timeline_gb": timeline(rss.samples),
+        "final_loss": result.final_loss, "estimate": result.estimate,
+    }
+
+
+def log_figures(run_dir: Path, warmup: int) -> dict:
+    """Speed along a run from its train_log.jsonl: the figures after `warmup` steps, and the whole run's.
+
+    Each record covers the steps since the one before (train.log_every); the records whose steps all
+    come after the warm-up are the timed ones (all of them, if none is)."""
+    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    starts = [0] + [r["step"] for r in steps[:-1]]
+    tokens = [b["tokens_seen"] - a["tokens_seen"] for a, b in zip([{"tokens_seen": 0}, *steps], steps, strict=False)]
+    seconds = [n / r["tokens_per_s"] for n, r in zip(tokens, steps, strict=True)]
+    windows = [(start, r["step"] - start, n, s) for start, r, n, s in zip(starts, steps, tokens, seconds, strict=True)]
+    timed = [w[1:] for w in windows if w[0] >= warmup] or [w[1:] for w in windows]  # (steps, tokens, seconds)
+    rates = sorted(n / s for _, n, s in timed)
+    return {
+        "steps": steps[-1]["step"], "steps_measured": sum(k for k, _, _ in timed),
+        "step_time_median_s": sorted(s / k for k, _, s in timed)[len(timed) // 2],
+        "trained_tokens_per_s": sum(n for _, n, _ in timed) / sum(s for _, _, s in timed),
+        "tokens_per_s_median": rates[len(rates) // 2], "tokens_per_s_range": [rates[0], rates[-1]],
+        "tokens_per_s_whole_run": sum(tokens) / sum(seconds), "train_s": round(sum(seconds), 1),
+        "compile_s": round(seconds[0] - sorted(seconds)[len(seconds) // 2], 1),
+        "tokens_trained": steps[-1]["tokens_seen"],
+    }
+
+
+def trl_like_settings(args) -> dict:
+    """tunesmith with TRL's default optimisation settings, on question + answer as plain text."""
+    return {
         "data": {"path": args.data, "test_path": os.environ["TUNESMITH_HELDOUT"], "template": "none",
                  "max_length": 512},
         "train": {"method": args.mode, "max_steps": args.steps, "batch_size": args.batch_size, "log_every": 1,
                   "save_every": args.steps, "learning_rate": 2e-5, "lr_scheduler": "linear", "warmup_ratio": 0.0,
                   "compile": {"on": True, "off": False}.get(args.compile, "auto"),
                   "lora": {"r": 16, "alpha": 32, "dropout": args.lora_dropout, "target_modules": "all-linear"}},
-    })
-    result = train(config, progress=False)
-    (run_dir / "trained").symlink_to(run_dir / ("adapter" if args.mode == "lora" else "model"))
-    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "loss" in r]
-    tokens = [b["tokens_seen"] - a["tokens_seen"] for a, b in zip([{"tokens_seen": 0}, *steps], steps, strict=False)]
-    seconds = [n / r["tokens_per_s"] for n, r in zip(tokens, steps, strict=True)]
-    timed = list(zip(tokens, seconds, strict=True))[args.warmup:]
-    info = json.loads((run_dir / "train_info.json").read_text())
-    return {
-        "tool": "tunesmith", "mode": args.mode, "precision": info["precision"], "attention": info["attention"],
-        "trainable_params": result.estimate["estimated"]["trainable_params"], "steps_measured": len(timed),
-        "step_time_median_s": sorted(s for _, s in timed)[len(timed) // 2],
-        "trained_tokens_per_s": sum(n for n, _ in timed) / sum(s for _, s in timed),
-        "compiled": info["estimate"]["compiled"],
-        "compile_s": round(seconds[0] - sorted(seconds)[len(seconds) // 2], 1),
-        "tokens_trained": steps[-1]["tokens_seen"],
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, **gpu_memory(),
-        "final_loss": result.final_loss, "estimate": result.estimate,
     }
 
 
@@ -209,9 +271,17 @@ def gpu_memory() -> dict:
             "peak_gpu_reserved_gb": torch.cuda.max_memory_reserved() / 1e9}
 
 
-def heldout_losses(model: Path, held: Path, trained: list[Path]) -> dict[str, float]:
+def timeline(samples: list[tuple[float, int]], points: int = 120) -> list[tuple[float, float]]:
+    """(seconds, GiB) samples thinned to about `points`, each the largest RSS of its stretch."""
+    stretch = max(1, -(-len(samples) // points))
+    return [(samples[i][0], round(max(r for _, r in samples[i : i + stretch]) / 1024**3, 3))
+            for i in range(0, len(samples), stretch)]  # fmt: skip
+
+
+def heldout_losses(model: Path, held: Path, trained: list[Path], chat_template: bool = False) -> dict[str, float]:
     command = [sys.executable, str(HERE / "heldout_loss.py"), "--model", str(model), "--data", str(held), "--trained",
                "base", *map(str, trained)]
+    command += ["--chat-template"] if chat_template else []
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if done.returncode != 0:
         raise SystemExit(f"held-out loss failed:\n{done.stderr[-3000:]}")
@@ -238,6 +308,12 @@ def matmul_peak() -> float:
 
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def figures_table(rows: list[tuple]) -> list[str]:
+    """Markdown lines of (figure, target, TRL, tunesmith, ratio, met) rows."""
+    lines = ["| figure | target | TRL | tunesmith | ratio | met |", "|---|---|---|---|---|---|"]
+    return lines + ["| " + " | ".join(map(str, row[:-1])) + f" | {'yes' if row[-1] else 'NO'} |" for row in rows]
 
 
 def table(summary: dict) -> str:
