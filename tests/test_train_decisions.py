@@ -22,6 +22,8 @@ def probes(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(speeds, "matmul_gflops", lambda *a: calls.append("matmul") or 900.0)
     monkeypatch.setattr(speeds, "elementwise_gbps", lambda *a: calls.append("elementwise") or 30.0)
+    probe = speeds._probe
+    monkeypatch.setattr(speeds, "_probe", lambda *a: (*probe(*a)[:2], 0.0))  # as on an idle machine
     return calls
 
 
@@ -53,6 +55,10 @@ def test_an_old_cache_entry_is_measured_again_and_a_busy_probe_is_flagged(probes
     busy = speeds.hardware_speeds(576, 1536, "bf16", "cpu")
     assert busy.source == "measured now" and busy.others_busy == 0.6
     assert "other work took 60% of the CPU while probing" in busy.describe()
+    monkeypatch.setattr(speeds, "_probe", lambda *a: (950.0, 31.0, 0.0))
+    quiet = speeds.hardware_speeds(576, 1536, "bf16", "cpu")  # figures from a busy machine are not kept
+    assert quiet.source == "measured now" and quiet.matmul_gflops == 950.0
+    assert speeds.hardware_speeds(576, 1536, "bf16", "cpu").source == "cached"
 
 
 def test_auto_decisions_say_why_and_config_values_say_so():

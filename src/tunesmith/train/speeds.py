@@ -5,7 +5,7 @@ date, in $TUNESMITH_HOME/hardware.json; later runs read the cache. The training 
 train_info.json say which figures were used and where they came from. Re-measure with
 `train.remeasure_hardware: true` or by deleting the file. Probes on a machine shared with other work
 measure the neighbours too, so the share of the CPU other processes took while probing is recorded
-beside the figures and shown when it is large.
+beside the figures and shown when it is large; such figures are probed again on the next run.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def hardware_speeds(hidden: int, intermediate: int, compute: str, device: str, r
     path = tunesmith_home() / CACHE_FILE
     known = _read_cache(path)
     entry = known.get(key)
-    if not remeasure and isinstance(entry, dict) and {"matmul_gflops", "elementwise_gbps", "measured_on"} <= set(entry):
+    usable = isinstance(entry, dict) and {"matmul_gflops", "elementwise_gbps", "measured_on"} <= set(entry)
+    if not remeasure and usable and entry.get("others_busy", 0.0) <= BUSY_SHOWN:  # a busy probe: measured again
         return Speeds(entry["matmul_gflops"], entry["elementwise_gbps"], entry["measured_on"], "cached", str(path),
                       entry.get("others_busy", 0.0), key)
     matmul, elementwise, busy = _probe(hidden, intermediate, compute, device)
