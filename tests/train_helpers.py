@@ -16,6 +16,7 @@ from tunesmith.train.hardware import Precision
 FP32 = Precision("fp32", "fp32", autocast=False)
 BF16_LORA = Precision("bf16", "bf16", autocast=True)
 BF16_FULL = Precision("bf16", "fp32", autocast=True)
+BF16_MASTER = Precision("bf16", "bf16", autocast=False, master_weights=True)  # full: bf16 weights, fp32 masters
 
 
 def qa_rows(tokenizer, n: int = 48, seed: int = 0) -> Dataset:

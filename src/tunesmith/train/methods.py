@@ -28,10 +28,10 @@ def load_base(
 def prepare_for_training(
     model: nn.Module, method: str, lora: LoraConfig, seed: int, autocast: bool = False
 ) -> nn.Module:
-    """Attach adapters (lora, qlora) or unfreeze everything (full); the seed fixes adapter init."""
+    """Attach adapters (lora, qlora) or unfreeze everything (full); the seed fixes adapter init.
+    Full fine-tuning trains the weights in the dtype they were loaded in (Precision.frozen_weights)."""
     model.config.use_cache = False
     if method == "full":
-        model.float()  # fp32 masters; autocast computes in low precision
         model.requires_grad_(True)
         return model
     if method == "qlora":

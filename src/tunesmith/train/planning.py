@@ -81,7 +81,7 @@ class ResourcePlan:
 
     def describe(self, est: Estimate, model_name: str) -> str:
         p = self.precision
-        weights = f"frozen weights {p.frozen_weights}" + (", autocast" if p.autocast else "")
+        weights = p.describe(self.settings.method)
         share = est.trainable_params / max(1, est.total_params)
         checkpointing = "on" if est.gradient_checkpointing else "off"
         compiled = " · compiled layers (the first step compiles)" if self.compiled else ""

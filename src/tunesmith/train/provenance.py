@@ -91,11 +91,7 @@ def write(
             "data_fingerprint": data_fingerprint(run),
             "seed": config.train.seed,
             "processes": processes,
-            "precision": {
-                "compute": precision.compute,
-                "frozen_weights": precision.frozen_weights,
-                "autocast": precision.autocast,
-            },
+            "precision": precision.as_dict(),
             "attention": attention,
             "steps": result.steps,
             "resumed_from_step": result.resumed_from,

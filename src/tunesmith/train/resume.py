@@ -16,6 +16,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.runs import space_for, tensor_bytes
 from tunesmith.train import checkpoint as ckpt
 from tunesmith.train.distributed import Cluster
+from tunesmith.train.masters import MasterWeights
 
 
 @dataclass
@@ -31,11 +32,13 @@ class Progress:
 
 
 def save_checkpoint(
-    folder, objective, optimizer, names, state: Progress, fingerprint, keep: int, cluster: Cluster
+    folder, objective, optimizer, names, state: Progress, fingerprint, keep: int, cluster: Cluster,
+    masters: MasterWeights | None = None,
 ) -> None:
-    """checkpoints/step-N, atomically: every process writes its RNG, the main one the rest, then renames."""
+    """checkpoints/step-N, atomically: every process writes its RNG, the main one the rest, then renames.
+    With `masters` (bf16 weights) the fp32 masters are the weights saved."""
     name = f"step-{state.step}"
-    weights = cluster.trainable_state(objective)
+    weights = masters.state() if masters else cluster.trainable_state(objective)
     moments = cluster.optimizer_state(objective, optimizer, names)
     staging = ckpt.staging_dir(folder, name)
     with space_for(folder / name, tensor_bytes([*weights.values(), *moments.values()]), staging):
@@ -50,8 +53,8 @@ def save_checkpoint(
     cluster.barrier()
 
 
-def save_best(folder: Path, objective, cluster: Cluster) -> None:
-    weights = cluster.trainable_state(objective)
+def save_best(folder: Path, objective, cluster: Cluster, masters: MasterWeights | None = None) -> None:
+    weights = masters.state() if masters else cluster.trainable_state(objective)
     if cluster.is_main:
         with space_for(folder / "best", tensor_bytes(weights.values()), ckpt.staging_dir(folder, "best")):
             staging = ckpt.begin(folder, "best")
@@ -60,7 +63,9 @@ def save_best(folder: Path, objective, cluster: Cluster) -> None:
     cluster.barrier()
 
 
-def restore(checkpoint: Path, objective, optimizer, names, fingerprint: dict, rank: int) -> Progress:
+def restore(
+    checkpoint: Path, objective, optimizer, names, fingerprint: dict, rank: int, masters: MasterWeights | None = None
+) -> Progress:
     saved = ckpt.read_state(checkpoint)
     if saved.get("fingerprint") != fingerprint:
         changed = sorted(
@@ -69,7 +74,10 @@ def restore(checkpoint: Path, objective, optimizer, names, fingerprint: dict, ra
             if saved.get("fingerprint", {}).get(k) != fingerprint.get(k)
         )
         raise ResumeMismatch(checkpoint, changed)
-    ckpt.load_trainable(objective, ckpt.read_weights(checkpoint))
+    if masters:
+        masters.load(ckpt.read_weights(checkpoint))
+    else:
+        ckpt.load_trainable(objective, ckpt.read_weights(checkpoint))
     ckpt.load_optimizer(optimizer, load_file(checkpoint / "optimizer.safetensors"), names)
     ckpt.restore_rng(checkpoint, rank)
     known = Progress.__dataclass_fields__
