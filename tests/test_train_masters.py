@@ -8,8 +8,10 @@ from safetensors.torch import load_file
 
 from train_helpers import BF16_MASTER, FP32, qa_rows, settings, trainable_model
 from tunesmith.errors import TunesmithError
+from tunesmith.train import checkpoint as ckpt
 from tunesmith.train import fit
 from tunesmith.train.hardware import resolve_precision
+from tunesmith.train.masters import MasterWeights
 
 EMBED = "model.model.embed_tokens.weight"  # the Objective's name for the tied embedding / lm_head weight
 
@@ -43,6 +45,18 @@ def test_weights_are_bf16_in_each_step_and_the_optimizer_steps_their_fp32_master
     last = load_file(tmp_path / "checkpoints" / "step-4" / "weights.safetensors")
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the masters became the weights
     assert all(torch.equal(p, last[f"model.{name}"]) for name, p in model.named_parameters())
+
+
+def test_masters_start_from_the_fp32_weights_and_the_weights_are_those_rounded_to_bf16():
+    """Not from bf16-rounded weights: a master on a rounding point keeps small updates out of its bf16 weight."""
+    model, _ = trainable_model("full", FP32)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    masters = MasterWeights(model, ckpt.parameter_names(model))
+
+    state = masters.state()
+    assert state.keys() == before.keys() and all(torch.equal(state[n], before[n]) for n in before)
+    assert all(torch.equal(p, before[n].bfloat16()) for n, p in model.named_parameters())
+    assert model.lm_head.weight is model.model.embed_tokens.weight and len(masters.params) == len(before)
 
 
 def test_held_out_loss_stays_within_half_a_percent_of_fp32_training(tmp_path):

@@ -82,7 +82,7 @@ def settings(**overrides) -> TrainConfig:
 def trainable_model(method: str = "lora", precision: Precision = FP32, seed: int = 0, **lora):
     tokenizer = tiny_tokenizer()
     model = tiny_model(tokenizer, seed=seed)
-    if precision.frozen_weights == "bf16":
+    if precision.frozen_weights == "bf16" and not precision.master_weights:  # masters: fp32 in, rounded in fit
         model = model.bfloat16()
     lora_config = LoraConfig(**{"r": 8, "alpha": 16, "dropout": 0.0, **lora})
     return methods.prepare_for_training(model, method, lora_config, seed=3, autocast=precision.autocast), tokenizer

@@ -17,10 +17,10 @@ class Precision:
     """How a run computes.
 
     compute: the dtype matmuls run in (bf16, fp16 or fp32).
-    frozen_weights: the dtype the model's weights are loaded and held in. For LoRA on bf16 hardware
-        the frozen base is stored in bf16, so autocast has nothing to re-cast each step; adapters
-        stay fp32. Full fine-tuning holds every weight in fp32 under autocast, or in bf16 with
-        master_weights.
+    frozen_weights: the dtype the model's weights are held in while training. For LoRA on bf16
+        hardware the frozen base is stored in bf16, so autocast has nothing to re-cast each step;
+        adapters stay fp32. Full fine-tuning holds every weight in fp32 under autocast, or in bf16
+        with master_weights (loaded in fp32, copied to the masters, then rounded).
     autocast: whether forward passes run under torch.autocast (mixed precision).
     master_weights: full fine-tuning with bf16 weights whose fp32 copies the optimizer steps
         (train.full_weights: bf16-master; train/masters.py).

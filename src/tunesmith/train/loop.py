@@ -93,7 +93,7 @@ def fit(
     names = ckpt.parameter_names(objective)
     masters = None
     if precision.master_weights:  # bf16 weights; AdamW, clipping and checkpoints on their fp32 masters
-        masters = MasterWeights(objective.to(cluster.device), names)
+        masters = MasterWeights(objective.to(cluster.device), names, DTYPES[precision.frozen_weights])
         params, names = masters.params, masters.names
     # fused: one kernel for all of AdamW's element-wise math (~4x the default on a CPU, 135M weights)
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)

@@ -6,6 +6,11 @@ is cast in a step. AdamW updates fp32 copies of them, the masters:
   gradient and freed (micro-batches accumulate in fp32);
 - clip and step: on the masters' fp32 gradients (bf16 has fp32's exponent range: no loss scale);
 - after the step each master is rounded into its bf16 weight.
+The model arrives with fp32 weights (the checkpoint's values, which need not lie on bf16's grid):
+they are copied into the masters before the weights are rounded to bf16, so the masters start where
+fp32-autocast's weights do. Were they taken from bf16-rounded weights, each master would sit exactly
+on a rounding point and the small updates of fine-tuning (lr x ~1 per step with Adam) would leave
+the bf16 weights unchanged for many steps.
 Checkpoints hold the masters (so a resumed run continues from the same numbers), and when training
 ends the masters become the model's weights: the saved model is fp32, as with fp32-autocast.
 Tied weights (lm_head = embed_tokens) are one parameter, so they have one master.
@@ -20,11 +25,14 @@ from torch import nn
 
 
 class MasterWeights:
-    """fp32 masters of a model's trainable weights, with the names `names` gives those weights."""
+    """fp32 masters of a model's trainable weights, with the names `names` gives those weights;
+    the weights themselves are then held in `dtype`."""
 
-    def __init__(self, model: nn.Module, names: dict[int, str]):
+    def __init__(self, model: nn.Module, names: dict[int, str], dtype: torch.dtype = torch.bfloat16):
         self.weights = [p for p in model.parameters() if p.requires_grad]  # tied weights once
-        self.params = [nn.Parameter(p.detach().to(torch.float32, copy=True)) for p in self.weights]
+        self.params = [nn.Parameter(p.detach().to(torch.float32)) for p in self.weights]  # fp32 in: no copy
+        for weight in self.weights:
+            weight.data = weight.data.to(dtype)  # new storage, same Parameter (names, ties, hooks), rounded
         self.names = {id(master): names[id(p)] for p, master in zip(self.weights, self.params, strict=True)}
         self._hooks = [
             p.register_post_accumulate_grad_hook(functools.partial(_accumulate, master))

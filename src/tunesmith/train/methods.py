@@ -20,7 +20,8 @@ def load_base(
     """The base causal LM, its weights in the dtype `precision` keeps them in."""
     if method == "qlora":
         return _load_4bit(path, precision, attention, trust_remote_code)
-    model = load_model(path, DTYPES[precision.frozen_weights], trust_remote_code)
+    loaded = "fp32" if precision.master_weights else precision.frozen_weights  # masters: fp32, rounded in fit
+    model = load_model(path, DTYPES[loaded], trust_remote_code)
     model.set_attn_implementation(attention)
     return model
 
