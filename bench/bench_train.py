@@ -2,6 +2,7 @@
 
   python bench/bench_train.py                                   # LoRA: tunesmith, TRL default, TRL best
   python bench/bench_train.py --mode full --sides tunesmith,trl
+  python bench/bench_train.py --mode full --sides tunesmith-fp32-autocast,tunesmith-bf16-master,trl
   python bench/bench_train.py --steps 23 --warmup 3 --data ../shared/data/gsm8k/train.jsonl
   python bench/bench_train.py --sides tunesmith --lora-dropout 0.05   # tunesmith with LoRA dropout on
 
@@ -18,6 +19,8 @@ process, so memory figures do not mix:
   enough to pay the compile time back (a few hundred steps at this size; the quickstart does), and
   this benchmark's few steps measure that steady state. The compile time falls in the warm-up
   steps and is reported as compile_s (first step minus the median step);
+  A side named tunesmith-<value> sets train.full_weights to <value> (bf16-master or fp32-autocast), so
+  full fine-tuning's two ways of holding the weights run side by side; plain tunesmith keeps auto;
 - trl: trl_baseline.py with TRL's defaults (fp32, gradient checkpointing);
 - trl-best: trl_baseline.py --bf16 --padding-free --no-gradient-checkpointing (TRL's best on a CPU).
 Reported per side: trained tokens/s (tokens that are not padding, through forward and backward,
@@ -48,7 +51,8 @@ TRL_BEST = ["--bf16", "--padding-free", "--no-gradient-checkpointing"]
 TRL_SIDES = {"trl": [], "trl-best": TRL_BEST, "trl-liger": TRL_BEST}  # trl_baseline.py's flags per side
 LIGER_SIDES = {"trl-liger"}  # TRL with use_liger_kernel=True (trl_saving.py turns it on)
 BATCH = 8
-SCORED = ("tunesmith", "trl")  # sides whose trained weights get the held-out loss
+SCORED = ("tunesmith", "trl")  # sides whose trained weights get the held-out loss (tunesmith-<...> too)
+FULL_WEIGHTS = ("auto", "bf16-master", "fp32-autocast")  # tunesmith-<value>: its train.full_weights
 
 
 def main() -> None:
@@ -63,6 +67,7 @@ def main() -> None:
     parser.add_argument("--compile", default="on", choices=["on", "off", "auto"], help="tunesmith's train.compile")
     parser.add_argument("--lora-dropout", type=float, default=0.0,
                         help="tunesmith's LoRA dropout (TRL's side keeps peft's default, 0)")
+    parser.add_argument("--full-weights", default="auto", choices=FULL_WEIGHTS, help=argparse.SUPPRESS)  # worker's
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one tunesmith side here
     parser.add_argument("--tunesmith-config", help=argparse.SUPPRESS)  # internal: the worker's settings (JSON)
     args = parser.parse_args()
@@ -111,7 +116,8 @@ def bench(mode: str, sides: list[str], source: Path, steps: int, warmup: int, he
                "rows": steps * BATCH, "heldout_rows": heldout, "steps": steps, "warmup": warmup, "mode": mode,
                "tunesmith_lora_dropout": lora_dropout, "tunesmith_settings": settings, "chat_template": chat,
                "sides": results}
-    summary.update(score(model, held, [s for s in results if s["side"] in SCORED], work, chat_template=chat))
+    scored = [s for s in results if s["side"] in SCORED or s["side"].startswith("tunesmith-")]
+    summary.update(score(model, held, scored, work, chat_template=chat))
     atomic_write_json(RESULTS / (name or results_name(mode, lora_dropout)), summary)
     return summary
 
@@ -166,11 +172,14 @@ def run_side(side: str, args, model: Path, data: Path, held: Path | None, work: 
     replaces the TRL-like settings; `trl_chat`: conversational prompt/completion rows (lists of messages)
     that TRL renders with the model's chat template, instead of `data` as plain text."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if side == "tunesmith":
-        command = [sys.executable, __file__, "--worker", str(work / "tunesmith"), "--data", str(data),
+    if side.split("-", 1)[0] == "tunesmith":
+        full_weights = side.removeprefix("tunesmith").removeprefix("-") or "auto"
+        if full_weights not in FULL_WEIGHTS:
+            raise SystemExit(f"unknown side {side!r}: tunesmith-<{'|'.join(FULL_WEIGHTS)}>")
+        command = [sys.executable, __file__, "--worker", str(work / side), "--data", str(data),
                    "--mode", args.mode, "--steps", str(args.steps), "--warmup", str(args.warmup),
                    "--batch-size", str(args.batch_size), "--compile", args.compile,
-                   "--lora-dropout", str(args.lora_dropout)]
+                   "--lora-dropout", str(args.lora_dropout), "--full-weights", full_weights]
         command += ["--tunesmith-config", str(tunesmith_config)] if tunesmith_config else []
         env.update(TUNESMITH_MODEL_DIR=str(model), **({"TUNESMITH_HELDOUT": str(held)} if held else {}))
     elif side in TRL_SIDES:
@@ -186,7 +195,7 @@ def run_side(side: str, args, model: Path, data: Path, held: Path | None, work: 
         if side in LIGER_SIDES:
             env["TUNESMITH_BENCH_LIGER"] = "1"
     else:
-        raise SystemExit(f"unknown side {side!r}: use tunesmith, {', '.join(TRL_SIDES)}")
+        raise SystemExit(f"unknown side {side!r}: use tunesmith, tunesmith-<full weights>, {', '.join(TRL_SIDES)}")
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{side} failed:\n{done.stderr[-3000:]}")
@@ -256,7 +265,7 @@ def trl_like_settings(args) -> dict:
                  "max_length": 512},
         "train": {"method": args.mode, "max_steps": args.steps, "batch_size": args.batch_size, "log_every": 1,
                   "save_every": args.steps, "learning_rate": 2e-5, "lr_scheduler": "linear", "warmup_ratio": 0.0,
-                  "compile": {"on": True, "off": False}.get(args.compile, "auto"),
+                  "compile": {"on": True, "off": False}.get(args.compile, "auto"), "full_weights": args.full_weights,
                   "lora": {"r": 16, "alpha": 32, "dropout": args.lora_dropout, "target_modules": "all-linear"}},
     }
 

@@ -75,6 +75,25 @@ def test_full_run_writes_a_standalone_model(tmp_path, tiny_model_dir, qa_file):
     assert (result.output_dir / "model.safetensors").is_file() and (result.output_dir / "template.json").is_file()
 
 
+@pytest.mark.parametrize(("full_weights", "master_weights"), [("bf16-master", "fp32"), ("fp32-autocast", None)])
+def test_full_run_in_bf16_saves_the_fp32_weights_it_trained(tmp_path, tiny_model_dir, qa_file, full_weights,
+                                                            master_weights):
+    """bf16-master: the saved model is the fp32 masters of the last step, and it loads as a plain HF model."""
+    from tunesmith.models import load_model
+
+    config = _config(tmp_path, tiny_model_dir, qa_file, "train.method=full", "train.precision=bf16",
+                     f"train.full_weights={full_weights}")
+    result = train(config, progress=False)
+    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
+    assert info["precision"] == {"compute": "bf16", "frozen_weights": "bf16" if master_weights else "fp32",
+                                 "autocast": not master_weights, "master_weights": master_weights}
+    model = load_model(result.output_dir)
+    last = load_file(tmp_path / "run" / "checkpoints" / "step-4" / "weights.safetensors")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert all(torch.equal(p, last[f"model.{name}"]) for name, p in model.named_parameters())
+
+
 def test_a_second_run_of_a_finished_config_trains_nothing_and_keeps_the_record(tmp_path, tiny_model_dir, qa_file):
     config = _config(tmp_path, tiny_model_dir, qa_file)
     first = train(config, progress=False)
@@ -110,8 +129,8 @@ def test_precision_auto_and_explicit_choices(monkeypatch):
     monkeypatch.setattr("tunesmith.train.hardware.cpu_has_bf16", lambda: True)
     lora = resolve_precision("auto", "lora", "cpu")
     assert (lora.compute, lora.frozen_weights, lora.autocast) == ("bf16", "bf16", True)
-    full = resolve_precision("auto", "full", "cpu")
-    assert (full.compute, full.frozen_weights, full.autocast) == ("bf16", "fp32", True)
+    full = resolve_precision("auto", "full", "cpu")  # bf16 weights, fp32 masters (test_train_masters.py)
+    assert (full.compute, full.frozen_weights, full.autocast) == ("bf16", "bf16", False)
     monkeypatch.setattr("tunesmith.train.hardware.cpu_has_bf16", lambda: False)
     assert resolve_precision("auto", "lora", "cpu").compute == "fp32"
     with pytest.raises(TunesmithError, match="train.precision: fp16 needs a GPU"):

@@ -6,14 +6,14 @@ import shutil
 import pytest
 import torch
 
-from train_helpers import BF16_LORA, FP32, qa_rows, settings, trainable_model
+from train_helpers import BF16_LORA, BF16_MASTER, FP32, qa_rows, settings, trainable_model
 from tunesmith.errors import TunesmithError
 from tunesmith.train import checkpoint as ckpt
 from tunesmith.train import fit
 
 
-def _train(run_dir, precision=FP32, resume=False, steps=8, fingerprint=None, **overrides):
-    model, tokenizer = trainable_model("lora", precision, dropout=0.1)  # dropout: the RNG must be restored too
+def _train(run_dir, precision=FP32, resume=False, steps=8, fingerprint=None, method="lora", **overrides):
+    model, tokenizer = trainable_model(method, precision, dropout=0.1)  # dropout: the RNG must be restored too
     config = settings(max_steps=steps, save_every=2, keep_checkpoints=3, batch_size=4, **overrides)
     result = fit(
         model,
@@ -39,16 +39,20 @@ def _log_steps(run_dir):
     return [json.loads(line)["step"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("precision", [FP32, BF16_LORA], ids=["fp32", "bf16"])
-def test_resume_from_a_checkpoint_ends_bit_identical(tmp_path, precision):
-    whole, _ = _train(tmp_path / "whole", precision)
+@pytest.mark.parametrize(
+    ("method", "precision"),
+    [("lora", FP32), ("lora", BF16_LORA), ("full", BF16_MASTER)],
+    ids=["fp32", "bf16", "full-bf16-master"],  # bf16-master: checkpoints hold the fp32 masters
+)
+def test_resume_from_a_checkpoint_ends_bit_identical(tmp_path, method, precision):
+    whole, _ = _train(tmp_path / "whole", precision, method=method)
 
-    _train(tmp_path / "cut", precision)
+    _train(tmp_path / "cut", precision, method=method)
     folder = tmp_path / "cut" / "checkpoints"
     assert [p.name for p in ckpt.list_checkpoints(folder)] == ["step-4", "step-6", "step-8"]  # keep_checkpoints=3
     for late in ("step-6", "step-8"):  # as if the run had died after step 5
         shutil.rmtree(folder / late)
-    resumed, result = _train(tmp_path / "cut", precision, resume=True)
+    resumed, result = _train(tmp_path / "cut", precision, resume=True, method=method)
 
     assert result.resumed_from == 4 and result.steps == 8
     _assert_identical(whole, resumed)

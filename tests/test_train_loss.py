@@ -109,3 +109,22 @@ def test_under_autocast_fp32_hidden_states_run_the_head_in_the_autocast_dtype():
     exact = linear_cross_entropy(selected, w, targets)
     assert auto.item() == low.item() != exact.item()
     assert hidden.grad.dtype == weight.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_a_bf16_head_weight_without_autocast_gets_bf16_gradients_close_to_fp32(compiled):
+    """Full fine-tuning with bf16 weights (train.full_weights: bf16-master): bf16 hidden states and head weight,
+    no autocast. The head's gradient adds up over blocks in fp32 and is rounded to bf16 once."""
+    h, w, labels = _inputs(seed=7, hidden=64, vocab=300)
+    h, w = h.bfloat16(), w.bfloat16()
+    hidden, weight = h.clone().requires_grad_(), w.clone().requires_grad_()
+    loss, _ = completion_loss(hidden, weight, labels, chunk=8, compiled=compiled)
+    (loss * 0.5).backward()
+    h32, w32 = h.float().requires_grad_(), w.float().requires_grad_()  # the same bf16 values, computed in fp32
+    expected = _reference(h32, w32, labels)
+    (expected * 0.5).backward()
+
+    assert loss.dtype == torch.float32 and hidden.grad.dtype == weight.grad.dtype == torch.bfloat16
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-2)
+    torch.testing.assert_close(weight.grad.float(), w32.grad, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(hidden.grad.float(), h32.grad, rtol=2e-2, atol=2e-2)

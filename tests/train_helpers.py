@@ -16,6 +16,7 @@ from tunesmith.train.hardware import Precision
 FP32 = Precision("fp32", "fp32", autocast=False)
 BF16_LORA = Precision("bf16", "bf16", autocast=True)
 BF16_FULL = Precision("bf16", "fp32", autocast=True)
+BF16_MASTER = Precision("bf16", "bf16", autocast=False, master_weights=True)  # full: bf16 weights, fp32 masters
 
 
 def qa_rows(tokenizer, n: int = 48, seed: int = 0) -> Dataset:
@@ -81,7 +82,7 @@ def settings(**overrides) -> TrainConfig:
 def trainable_model(method: str = "lora", precision: Precision = FP32, seed: int = 0, **lora):
     tokenizer = tiny_tokenizer()
     model = tiny_model(tokenizer, seed=seed)
-    if precision.frozen_weights == "bf16":
+    if precision.frozen_weights == "bf16" and not precision.master_weights:  # masters: fp32 in, rounded in fit
         model = model.bfloat16()
     lora_config = LoraConfig(**{"r": 8, "alpha": 16, "dropout": 0.0, **lora})
     return methods.prepare_for_training(model, method, lora_config, seed=3, autocast=precision.autocast), tokenizer

@@ -114,6 +114,12 @@ class TrainConfig(Section):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="'auto' picks bf16 where the hardware has it, else fp16 on GPU, else fp32."
     )
+    full_weights: Literal["auto", "bf16-master", "fp32-autocast"] = Field(
+        "auto", description="How method 'full' holds the weights when it computes in bf16: 'bf16-master' = bf16 "
+        "weights (no per-step casts) and fp32 master copies that AdamW updates, checkpoints save and the saved "
+        "model is; 'fp32-autocast' = fp32 weights cast to bf16 by autocast every step; 'auto' = bf16-master in "
+        "one process, fp32-autocast under torchrun or without bf16 compute."
+    )
     gradient_checkpointing: bool | Literal["auto"] = Field(
         "auto", description="Trade compute for memory; 'auto' lets the memory estimate decide."
     )

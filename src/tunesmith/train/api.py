@@ -56,8 +56,9 @@ def train(
     """
     settings = config.train
     check_method(settings.method)
-    precision = resolve_precision(settings.precision, settings.method)
     cluster = Cluster.create(fsdp=settings.fsdp)
+    precision = resolve_precision(settings.precision, settings.method, full_weights=settings.full_weights,
+                                  processes=cluster.world)
     console = Console(quiet=not (progress and cluster.is_main), stderr=True, highlight=False)
     run = RunDir(Path(config.run_dir))
     with runs.writing(run.root, "tunesmith train") if cluster.is_main else contextlib.nullcontext():

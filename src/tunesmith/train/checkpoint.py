@@ -28,6 +28,7 @@ from tunesmith.runs import space_for, tensor_bytes
 
 if TYPE_CHECKING:  # distributed.py imports this module
     from tunesmith.train.distributed import Cluster
+    from tunesmith.train.masters import MasterWeights
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 STATE_FILE = "state.json"  # written last: a folder without it is not a checkpoint
@@ -176,11 +177,13 @@ class Progress:
 
 
 def save_checkpoint(
-    folder, objective, optimizer, names, state: Progress, fingerprint, keep: int, cluster: Cluster
+    folder, objective, optimizer, names, state: Progress, fingerprint, keep: int, cluster: Cluster,
+    masters: MasterWeights | None = None,
 ) -> None:
-    """checkpoints/step-N, atomically: every process writes its RNG, the main one the rest, then renames."""
+    """checkpoints/step-N, atomically: every process writes its RNG, the main one the rest, then renames.
+    With `masters` (bf16 weights) the fp32 masters are the weights saved."""
     name = f"step-{state.step}"
-    weights = cluster.trainable_state(objective)
+    weights = masters.state() if masters else cluster.trainable_state(objective)
     moments = cluster.optimizer_state(objective, optimizer, names)
     staging = staging_dir(folder, name)
     with space_for(folder / name, tensor_bytes([*weights.values(), *moments.values()]), staging):
@@ -195,8 +198,8 @@ def save_checkpoint(
     cluster.barrier()
 
 
-def save_best(folder: Path, objective, cluster: Cluster) -> None:
-    weights = cluster.trainable_state(objective)
+def save_best(folder: Path, objective, cluster: Cluster, masters: MasterWeights | None = None) -> None:
+    weights = masters.state() if masters else cluster.trainable_state(objective)
     if cluster.is_main:
         with space_for(folder / "best", tensor_bytes(weights.values()), staging_dir(folder, "best")):
             staging = begin(folder, "best")
@@ -205,7 +208,9 @@ def save_best(folder: Path, objective, cluster: Cluster) -> None:
     cluster.barrier()
 
 
-def restore(checkpoint: Path, objective, optimizer, names, fingerprint: dict, rank: int) -> Progress:
+def restore(
+    checkpoint: Path, objective, optimizer, names, fingerprint: dict, rank: int, masters: MasterWeights | None = None
+) -> Progress:
     saved = read_state(checkpoint)
     if saved.get("fingerprint") != fingerprint:
         changed = sorted(
@@ -214,7 +219,10 @@ def restore(checkpoint: Path, objective, optimizer, names, fingerprint: dict, ra
             if saved.get("fingerprint", {}).get(k) != fingerprint.get(k)
         )
         raise ResumeMismatch(checkpoint, changed)
-    load_trainable(objective, read_weights(checkpoint))
+    if masters:
+        masters.load(read_weights(checkpoint))
+    else:
+        load_trainable(objective, read_weights(checkpoint))
     load_optimizer(optimizer, load_file(checkpoint / "optimizer.safetensors"), names)
     restore_rng(checkpoint, rank)
     known = Progress.__dataclass_fields__

@@ -47,14 +47,22 @@ class Decisions(dict[str, Decision]):
         return {name: asdict(decision) for name, decision in self.items()}
 
 
-def precision_decisions(requested: str, precision: Precision, method: str, device: str) -> Decisions:
+def precision_decisions(
+    requested: str, precision: Precision, method: str, device: str, full_weights: str = "auto"
+) -> Decisions:
     """The compute dtype (train.precision) and the dtype frozen weights are stored in (its rule)."""
     native = "computes bf16 natively" if bf16_native(device) else "has no native bf16"
     compute = chosen(requested, lambda: (precision.compute, f"the {device.upper()} {native}"), "train.precision")
     cast = ", autocast" if precision.autocast else ""
     weights = Decision(f"{precision.frozen_weights}{cast}", "auto",
                        f"the rule for {method} computing in {precision.compute}; follows train.precision")
-    return Decisions(precision=compute, frozen_weights=weights)
+    decisions = Decisions(precision=compute, frozen_weights=weights)
+    if method == "full":
+        decisions.pop("frozen_weights")  # nothing is frozen: how the trained weights are held instead
+        decisions["full_weights"] = chosen(
+            full_weights, lambda: (precision.describe(method), "bf16 compute in one process keeps fp32 masters "
+                                   "in the optimizer; else fp32 weights under autocast"), "train.full_weights")
+    return decisions
 
 
 def attention_decision(setting: str, short_rows_max_width: int, device: str, widest: int) -> Decision:

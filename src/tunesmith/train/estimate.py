@@ -149,7 +149,12 @@ def estimate(
 
 
 def optimizer_bytes(trainable: int, total: int, method: str, precision: Precision) -> int:
-    """fp32 gradients + two AdamW moments; autocast also keeps a low-precision copy of each weight."""
+    """fp32 gradients + two AdamW moments, beside the weights already loaded. Full fine-tuning adds,
+    under autocast, a low-precision copy of each fp32 weight; with master weights, the fp32 weights
+    loaded become the masters and a bf16 copy of each is added (gradients reach the masters in fp32;
+    a bf16 gradient lives only until it is added in)."""
+    if precision.master_weights:
+        return trainable * (2 + 4 + 8)
     cast_cache = total * 2 if precision.autocast and method == "full" else 0
     return trainable * (4 + 8) + cast_cache
 

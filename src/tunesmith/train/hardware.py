@@ -17,15 +17,31 @@ class Precision:
     """How a run computes.
 
     compute: the dtype matmuls run in (bf16, fp16 or fp32).
-    frozen_weights: the dtype the frozen base weights are stored in. For LoRA on bf16 hardware
-        they are stored in bf16, so autocast has nothing to re-cast each step; trainable weights
-        (adapters, or all weights in full fine-tuning) stay fp32 masters.
+    frozen_weights: the dtype the model's weights are held in while training. For LoRA on bf16
+        hardware the frozen base is stored in bf16, so autocast has nothing to re-cast each step;
+        adapters stay fp32. Full fine-tuning holds every weight in fp32 under autocast, or in bf16
+        with master_weights (loaded in fp32, copied to the masters, then rounded).
     autocast: whether forward passes run under torch.autocast (mixed precision).
+    master_weights: full fine-tuning with bf16 weights whose fp32 copies the optimizer steps
+        (train.full_weights: bf16-master; train/masters.py).
     """
 
     compute: str
     frozen_weights: str
     autocast: bool
+    master_weights: bool = False
+
+    def describe(self, method: str) -> str:
+        """The weights' dtypes in words, for the training header."""
+        if self.master_weights:
+            return f"{self.frozen_weights} weights, fp32 master weights in the optimizer"
+        held = "weights" if method == "full" else "frozen weights"
+        return f"{held} {self.frozen_weights}" + (", autocast" if self.autocast else "")
+
+    def as_dict(self) -> dict:
+        """As recorded in train_info.json."""
+        return {"compute": self.compute, "frozen_weights": self.frozen_weights, "autocast": self.autocast,
+                "master_weights": "fp32" if self.master_weights else None}
 
 
 def device_type() -> str:
@@ -37,10 +53,14 @@ def cpu_has_bf16() -> bool:
     return bf16_native("cpu")
 
 
-def resolve_precision(requested: str, method: str, device: str | None = None) -> Precision:
-    """`train.precision` -> Precision for this device and method."""
+def resolve_precision(
+    requested: str, method: str, device: str | None = None, full_weights: str = "auto", processes: int = 1
+) -> Precision:
+    """`train.precision` (and, for full fine-tuning, `train.full_weights`) -> Precision for this device and method."""
     device = device or device_type()
     compute = _compute_dtype(requested, device)
+    if method == "full" and _bf16_master(full_weights, compute, processes):
+        return Precision("bf16", "bf16", autocast=False, master_weights=True)
     if compute == "fp32":
         return Precision("fp32", "fp32", autocast=False)
     if method == "qlora":
@@ -48,7 +68,21 @@ def resolve_precision(requested: str, method: str, device: str | None = None) ->
     if method == "lora" and compute == "bf16":
         # frozen base stored in bf16: no per-step casts of it; fp32 LoRA weights are cast by autocast
         return Precision("bf16", "bf16", autocast=True)
-    return Precision(compute, "fp32", autocast=True)  # full fine-tuning keeps fp32 masters
+    return Precision(compute, "fp32", autocast=True)  # full fine-tuning, fp32-autocast: fp32 weights
+
+
+def _bf16_master(full_weights: str, compute: str, processes: int) -> bool:
+    """train.full_weights: 'auto' = bf16-master where it applies (bf16 compute, one process)."""
+    if full_weights == "fp32-autocast":
+        return False
+    fits = compute == "bf16" and processes == 1
+    if full_weights == "bf16-master" and not fits:
+        why = f"train.precision is {compute} here" if compute != "bf16" else f"this run has {processes} processes"
+        raise TunesmithError(
+            f"train.full_weights: bf16-master needs bf16 compute in one process, and {why}; "
+            "use full_weights: fp32-autocast (or auto)"
+        )
+    return fits
 
 
 def _compute_dtype(requested: str, device: str) -> str:

@@ -24,6 +24,7 @@ from tunesmith.train.checkpoint import Progress, restore, save_best, save_checkp
 from tunesmith.train.distributed import Cluster
 from tunesmith.train.evaluation import GenerationProbe, eval_loss
 from tunesmith.train.hardware import DTYPES, Precision
+from tunesmith.train.masters import MasterWeights
 from tunesmith.train.methods import causal_lm
 from tunesmith.train.neftune import add_neftune
 from tunesmith.train.objective import make_objective
@@ -90,12 +91,16 @@ def fit(
     preference = isinstance(objective, PreferenceObjective)
     params = [p for p in objective.parameters() if p.requires_grad]
     names = ckpt.parameter_names(objective)
+    masters = None
+    if precision.master_weights:  # bf16 weights; AdamW, clipping and checkpoints on their fp32 masters
+        masters = MasterWeights(objective.to(cluster.device), names, DTYPES[precision.frozen_weights])
+        params, names = masters.params, masters.names
     # fused: one kernel for all of AdamW's element-wise math (~4x the default on a CPU, 135M weights)
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
     state, resumed_from = Progress(), None
     start = ckpt.latest_checkpoint(folder) if resume else None
     if start is not None:
-        state = restore(start, objective, optimizer, names, fingerprint, cluster.rank)
+        state = restore(start, objective, optimizer, names, fingerprint, cluster.rank, masters)
         resumed_from = state.step
     else:
         torch.manual_seed(settings.seed + cluster.rank)  # dropout; adapter init was seeded before
@@ -151,6 +156,8 @@ def fit(
             else:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if masters:
+                masters.copy_to_model()
             window_loss += cluster.sum(loss_sum)  # waits for the device: the step is over
             elapsed = time.perf_counter() - began
             state.step += 1
@@ -185,18 +192,22 @@ def fit(
             bar.advance(state.step, record)
             if eval_data and settings.eval_every and state.step % settings.eval_every == 0:
                 result.eval_loss = _evaluate(
-                    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe
+                    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe,
+                    masters,
                 )
             if state.step % settings.save_every == 0 or state.step == total or state.stopped_early:
                 save_checkpoint(
-                    folder, objective, optimizer, names, state, fingerprint, settings.keep_checkpoints, cluster
+                    folder, objective, optimizer, names, state, fingerprint, settings.keep_checkpoints, cluster,
+                    masters,
                 )
 
     if eval_data and (result.eval_loss is None or not settings.eval_every or state.step % settings.eval_every):
         result.eval_loss = _evaluate(
-            objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe
+            objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe, masters
         )
     trackers.close()
+    if masters:
+        masters.into_model()
     if settings.keep_best and state.best_step is not None:
         ckpt.load_trainable(cluster.unwrap(objective), ckpt.read_weights(folder / "best"))
     timed = slice(1, None) if len(result.step_times) > 1 else slice(None)  # the first step warms up
@@ -209,7 +220,8 @@ def fit(
 
 
 def _evaluate(
-    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe=None
+    objective, eval_data, settings, state, pad_id, cluster, autocast, log, trackers, folder, bar, probe=None,
+    masters=None,
 ) -> float:
     """Eval loss (and the probe's metric) now; track the best for early stopping and keep_best."""
     objective.eval()
@@ -229,7 +241,7 @@ def _evaluate(
     if improved:
         state.best_eval_loss, state.best_step, state.evals_without_improvement = tracked, state.step, 0
         if settings.keep_best:
-            save_best(folder, objective, cluster)
+            save_best(folder, objective, cluster, masters)
     else:
         state.evals_without_improvement += 1
         patience = settings.early_stopping_patience

@@ -20,7 +20,8 @@ def load_base(
     """The base causal LM, its weights in the dtype `precision` keeps them in."""
     if method == "qlora":
         return _load_4bit(path, precision, attention, trust_remote_code)
-    model = load_model(path, DTYPES[precision.frozen_weights], trust_remote_code)
+    loaded = "fp32" if precision.master_weights else precision.frozen_weights  # masters: fp32, rounded in fit
+    model = load_model(path, DTYPES[loaded], trust_remote_code)
     model.set_attn_implementation(attention)
     return model
 
@@ -28,10 +29,10 @@ def load_base(
 def prepare_for_training(
     model: nn.Module, method: str, lora: LoraConfig, seed: int, autocast: bool = False
 ) -> nn.Module:
-    """Attach adapters (lora, qlora) or unfreeze everything (full); the seed fixes adapter init."""
+    """Attach adapters (lora, qlora) or unfreeze everything (full); the seed fixes adapter init.
+    Full fine-tuning trains the weights in the dtype they were loaded in (Precision.frozen_weights)."""
     model.config.use_cache = False
     if method == "full":
-        model.float()  # fp32 masters; autocast computes in low precision
         model.requires_grad_(True)
         return model
     if method == "qlora":

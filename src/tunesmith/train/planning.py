@@ -136,7 +136,7 @@ def plan_resources(
     need no estimate: precision, frozen weights' dtype, attention."""
     shape, work = ModelShape.of(model.config), workload(data, settings, world, rank)
     speeds = hardware_speeds(shape.hidden, shape.intermediate, precision.compute, device, settings.remeasure_hardware)
-    decisions = precision_decisions(settings.precision, precision, settings.method, device)
+    decisions = precision_decisions(settings.precision, precision, settings.method, device, settings.full_weights)
     decisions["attention"] = attention_decision(
         settings.attention, settings.short_rows_max_width, device, work.largest_micro_width
     )

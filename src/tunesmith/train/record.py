@@ -169,11 +169,7 @@ def write(
             "data_fingerprint": data_fingerprint(run),
             "seed": config.train.seed,
             "processes": processes,
-            "precision": {
-                "compute": precision.compute,
-                "frozen_weights": precision.frozen_weights,
-                "autocast": precision.autocast,
-            },
+            "precision": precision.as_dict(),
             "attention": decisions.get("attention", {}).get("value"),
             "decisions": decisions,
             "hardware_speeds": speeds,
