@@ -129,8 +129,8 @@ def test_precision_auto_and_explicit_choices(monkeypatch):
     monkeypatch.setattr("tunesmith.train.hardware.cpu_has_bf16", lambda: True)
     lora = resolve_precision("auto", "lora", "cpu")
     assert (lora.compute, lora.frozen_weights, lora.autocast) == ("bf16", "bf16", True)
-    full = resolve_precision("auto", "full", "cpu")  # bf16 weights, fp32 masters (test_train_masters.py)
-    assert (full.compute, full.frozen_weights, full.autocast) == ("bf16", "bf16", False)
+    full = resolve_precision("auto", "full", "cpu")  # fp32 weights under autocast (test_train_masters.py)
+    assert (full.compute, full.frozen_weights, full.autocast) == ("bf16", "fp32", True)
     monkeypatch.setattr("tunesmith.train.hardware.cpu_has_bf16", lambda: False)
     assert resolve_precision("auto", "lora", "cpu").compute == "fp32"
     with pytest.raises(TunesmithError, match="train.precision: fp16 needs a GPU"):

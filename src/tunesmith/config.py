@@ -117,8 +117,8 @@ class TrainConfig(Section):
     full_weights: Literal["auto", "bf16-master", "fp32-autocast"] = Field(
         "auto", description="How method 'full' holds the weights when it computes in bf16: 'bf16-master' = bf16 "
         "weights (no per-step casts) and fp32 master copies that AdamW updates, checkpoints save and the saved "
-        "model is; 'fp32-autocast' = fp32 weights cast to bf16 by autocast every step; 'auto' = bf16-master in "
-        "one process, fp32-autocast under torchrun or without bf16 compute."
+        "model is; 'fp32-autocast' = fp32 weights cast to bf16 by autocast every step; 'auto' = fp32-autocast, "
+        "measured faster and leaner on a CPU (bench/README.md); bf16-master needs one process."
     )
     gradient_checkpointing: bool | Literal["auto"] = Field(
         "auto", description="Trade compute for memory; 'auto' lets the memory estimate decide."

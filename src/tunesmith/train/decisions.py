@@ -60,8 +60,8 @@ def precision_decisions(
     if method == "full":
         decisions.pop("frozen_weights")  # nothing is frozen: how the trained weights are held instead
         decisions["full_weights"] = chosen(
-            full_weights, lambda: (precision.describe(method), "bf16 compute in one process keeps fp32 masters "
-                                   "in the optimizer; else fp32 weights under autocast"), "train.full_weights")
+            full_weights, lambda: (precision.describe(method), "fp32 weights under autocast; bf16 weights with "
+                                   "fp32 masters (bf16-master) stepped slower on a CPU"), "train.full_weights")
     return decisions
 
 
