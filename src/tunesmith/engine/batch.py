@@ -48,7 +48,7 @@ class Batch:
         self.last_position: torch.Tensor | None = None  # [B, 1] position of each row's last token
         self.next_tokens: list[int] = []  # sampled, not yet fed
         self.can_join = True
-        self.cache_arg = _cache_arg(model)
+        self.cache_arg = cache_argument(model)
         self.prefill_args = {"logits_to_keep": 1} if _takes(model, "logits_to_keep") else {}
 
     def add(self, rows: list[Row]) -> list[Update]:
@@ -57,7 +57,7 @@ class Batch:
             raise RuntimeError("this model's cache cannot take rows into a running batch")
         ids, mask = left_pad([row.sequence.prompt_ids for row in rows], 0, self.model.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = _new_cache(self.model)
+        cache = new_cache(self.model)
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                              **{self.cache_arg: cache}, **self.prefill_args)
@@ -174,12 +174,12 @@ def _takes(model, argument: str) -> bool:
     return argument in inspect.signature(unwrap_peft(model).forward).parameters
 
 
-def _cache_arg(model) -> str:
+def cache_argument(model) -> str:
     """The forward() argument that takes the cache: `cache` (recent transformers) or `past_key_values`."""
     return "cache" if _takes(model, "cache") else "past_key_values"
 
 
-def _new_cache(model):
+def new_cache(model):
     from transformers import DynamicCache
 
     return DynamicCache(config=unwrap_peft(model).config)

@@ -4,9 +4,9 @@ Each line of the JSONL file is `{"question": str, "choices": [str, ...], "answer
 (`answer` is the 0-based index of the right choice), or a row in ARC's own shape,
 `{"question": str, "choices": {"text": [str, ...], "label": ["A", ...]}, "answerKey": "B"}`.
 The question is rendered with the run's template as a user turn; each choice is scored as the
-assistant's answer. `accuracy` picks the choice with the highest summed log-likelihood (lm-evaluation-
-harness's acc), `accuracy_norm` the highest per UTF-8 byte of the choice (its acc_norm), which does
-not favour short choices.
+assistant's answer, all on one run of the question's prompt (`shared_context_logprobs`). `accuracy`
+picks the choice with the highest summed log-likelihood (lm-evaluation-harness's acc), `accuracy_norm`
+the highest per UTF-8 byte of the choice (its acc_norm), which does not favour short choices.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from tunesmith.data.templates import Template
 from tunesmith.data.tokenize import encode_prompt
 from tunesmith.errors import TunesmithError
-from tunesmith.evaluate.loglik import continuation_logprobs
+from tunesmith.evaluate.loglik import shared_context_logprobs
 from tunesmith.evaluate.outputs import read_user_jsonl
 
 FIELD_HINT = (
@@ -83,7 +83,7 @@ def score_choices(model, tokenizer, template: Template, rows: list[ChoiceRow], *
         for choice in row.choices:
             pairs.append((context, tokenizer(choice, add_special_tokens=False).input_ids))
             owners.append(k)
-    scored = continuation_logprobs(model, pairs, pad_id=pad_id, batch_size=batch_size)
+    scored = shared_context_logprobs(model, pairs, pad_id=pad_id, batch_size=batch_size)
     logprobs: list[list[float]] = [[] for _ in rows]
     for k, (total, _) in zip(owners, scored, strict=True):
         logprobs[k].append(total)
