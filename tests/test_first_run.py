@@ -28,7 +28,7 @@ def test_the_checkout_examples_folder_is_the_package_copy():
 def test_the_example_config_parses_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(example_dir() / EXAMPLE_CONFIG, [f"data.path={example_dir() / 'lumen_faq.jsonl'}"])
-    assert config.train.epochs == 5 and Path(config.data.path).is_file()
+    assert config.train.epochs == 4 and Path(config.data.path).is_file()
 
 
 def test_a_value_that_fits_no_member_of_a_union_is_one_error():
