@@ -130,7 +130,7 @@ class TrainConfig(Section):
     )
     fuse_projections: bool = Field(
         True, description="One matrix product per layer for q/k/v and one for gate/up (LoRA A matrices likewise); "
-        "same numbers as separate products, faster where they are narrow."
+        "the same numbers as separate products with fewer operations (bench/README.md has what it measured)."
     )
     attention: Literal["auto", "sdpa", "eager", "short_rows"] = Field(
         "auto",
