@@ -128,13 +128,15 @@ def full_run(args, data: Path, work: Path) -> tuple[dict, str]:
         config = work / "tunesmith.json"
         settings = user_settings(args.overrides, data={"path": str(data)})
         atomic_write_json(config, settings)
-        side_args = argparse.Namespace(mode="lora", steps=0, warmup=args.warmup, compile="auto", lora_dropout=0.0)
+        side_args = argparse.Namespace(mode="lora", steps=0, warmup=args.warmup, compile="auto", lora_dropout=0.0,
+                                       batch_size=bench_train.BATCH)
         results["tunesmith"] = timed_side("tunesmith", side_args, model, data, work, tunesmith_config=config)
     if "trl" in sides:
         rows = [json.loads(line) for line in bench_train.head(data, args.trl_steps * bench_train.BATCH)]
         chat = work / "trl_chat.jsonl"
         faq_rows.write_jsonl(bench_train.chat_rows(rows), chat)
-        side_args = argparse.Namespace(mode="lora", steps=args.trl_steps, warmup=args.warmup)
+        side_args = argparse.Namespace(mode="lora", steps=args.trl_steps, warmup=args.warmup,
+                                       batch_size=bench_train.BATCH)
         results["trl"] = timed_side("trl", side_args, model, data, work, trl_chat=chat)
     summary = {"name": "short-rows-full-run", "load_before": load_before, "load_after": bench_train.uptime(),
                "rows": args.rows, "tunesmith_settings": settings,
