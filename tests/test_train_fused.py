@@ -8,7 +8,7 @@ import torch
 from tiny import tiny_model, tiny_tokenizer
 from tunesmith.config import LoraConfig
 from tunesmith.train import methods
-from tunesmith.train.fused import fuse_projections, unfuse_projections
+from tunesmith.train.fused import fuse_projections
 
 
 def _lora_pair(dropout: float = 0.0):
@@ -71,16 +71,6 @@ def test_disabled_and_merged_adapters_take_the_base_product():
         torch.testing.assert_close(fused(input_ids=IDS).logits, before, rtol=1e-5, atol=1e-5)
         fused.unmerge_adapter()
         torch.testing.assert_close(fused(input_ids=IDS).logits, before, rtol=1e-5, atol=1e-5)
-
-
-def test_unfuse_restores_the_modules_own_forward():
-    separate, fused = _lora_pair()
-    fuse_projections(fused)
-    unfuse_projections(fused)
-    q_proj = methods.causal_lm(fused).model.layers[0].self_attn.q_proj
-    assert "forward" not in vars(q_proj)
-    with torch.no_grad():
-        torch.testing.assert_close(fused(input_ids=IDS).logits, separate(input_ids=IDS).logits)
 
 
 def test_fused_full_fine_tuning_trains_each_weight():

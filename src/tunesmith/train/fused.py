@@ -148,10 +148,3 @@ def _views(joined: torch.Tensor | None, bases: list[nn.Linear]) -> list[torch.Te
         return [None] * len(bases)
     return list(joined.split([b.out_features for b in bases]))
 
-
-def unfuse_projections(model: nn.Module) -> None:
-    """Give every fused module its own forward back (the frozen weights stay views: same values)."""
-    for module in model.modules():
-        if getattr(module, "_tunesmith_group", None) is not None:
-            del module.forward
-            module._tunesmith_group = None
