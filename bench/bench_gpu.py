@@ -95,10 +95,12 @@ def require_cuda() -> None:
 
 
 def runnable(sides: list[str], device: str) -> list[str]:
-    """The sides that can run here; a Liger side is skipped, with the reason printed, where it cannot."""
+    """The sides that can run here; a TRL or Liger side is skipped, with the reason printed, where it cannot."""
     kept = []
     for side in sides:
-        if side in LIGER_SIDES and importlib.util.find_spec("liger_kernel") is None:
+        if side.startswith("trl") and importlib.util.find_spec("trl") is None:
+            print(f"{side}: skipped: trl is not installed (pip install -e '.[bench]')")
+        elif side in LIGER_SIDES and importlib.util.find_spec("liger_kernel") is None:
             print(f"{side}: skipped: liger_kernel is not installed (pip install liger-kernel)")
         elif side in LIGER_SIDES and device == "cpu":
             print(f"{side}: skipped: Liger's kernels run on a GPU only")

@@ -1,5 +1,6 @@
 """bench/bench_gpu.py without a GPU: its refusal, its table, and a smoke run of the whole script on a tiny model."""
 
+import importlib.util
 import json
 import math
 import os
@@ -58,17 +59,26 @@ def test_the_table_shows_every_sides_gpu_memory_and_heldout_loss(monkeypatch):
 
 def test_a_liger_side_is_skipped_and_said_so_where_it_cannot_run(monkeypatch, capsys):
     bench_gpu, _ = _import_bench(monkeypatch)
-    monkeypatch.setattr(bench_gpu.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(bench_gpu.importlib.util, "find_spec", lambda name: None if name == "liger_kernel" else name)
     assert bench_gpu.runnable(["tunesmith", "trl-liger", "trl"], "cuda") == ["tunesmith", "trl"]
     assert "trl-liger: skipped: liger_kernel is not installed" in capsys.readouterr().out
+
+
+def test_trl_sides_are_skipped_and_said_so_where_trl_is_not_installed(monkeypatch, capsys):
+    bench_gpu, _ = _import_bench(monkeypatch)
+    monkeypatch.setattr(bench_gpu.importlib.util, "find_spec", lambda name: None)
+    assert bench_gpu.runnable(["tunesmith", "trl", "trl-best"], "cuda") == ["tunesmith"]
+    out = capsys.readouterr().out
+    assert "trl: skipped: trl is not installed" in out and "trl-best: skipped" in out
 
 
 @pytest.mark.slow
 def test_a_cpu_smoke_run_trains_every_side_and_reports_numbers(monkeypatch, tmp_path):
     """The whole script on a tiny random Llama: 3 steps per side, figures saved and printed.
-    The TRL side runs where ../shared/bench/trl_baseline.py is found ($TUNESMITH_SHARED)."""
+    The TRL side runs where trl is installed and ../shared/bench/trl_baseline.py is found ($TUNESMITH_SHARED)."""
     _, bench_train = _import_bench(monkeypatch)
-    sides = ["tunesmith", "trl"] if bench_train.TRL_BASELINE.is_file() else ["tunesmith"]
+    has_trl = bench_train.TRL_BASELINE.is_file() and importlib.util.find_spec("trl") is not None
+    sides = ["tunesmith", "trl"] if has_trl else ["tunesmith"]
     model = save_tiny_model(tmp_path / "tiny")
     out = tmp_path / "gpu.json"
     done = _run("--model", str(model), "--device", "cpu", "--steps", "3", "--warmup", "1", "--batch-size", "2",
