@@ -11,7 +11,8 @@ from tunesmith.train.decisions import Decision, attention_decision, chosen, prec
 from tunesmith.train.hardware import Precision
 
 DECIDED = [
-    "precision", "frozen_weights", "attention", "fuse_projections", "gradient_checkpointing", "compile", "loss_head"
+    "precision", "frozen_weights", "attention", "share_prefix", "fuse_projections", "gradient_checkpointing", "compile",
+    "loss_head",
 ]
 
 
@@ -116,9 +117,10 @@ def test_train_records_and_shows_each_decision_and_the_config_overrides_them(
     decisions = info["decisions"]
     assert list(decisions) == DECIDED
     assert {name: d["source"] for name, d in decisions.items()} == {
-        **dict.fromkeys(DECIDED, "auto"), "fuse_projections": "config"  # a plain setting, on by default
+        **dict.fromkeys(DECIDED, "auto"), "fuse_projections": "config", "share_prefix": "config"  # plain settings
     }
     assert decisions["fuse_projections"]["value"] == "4 groups"  # 2 layers x (q/k/v, gate/up)
+    assert decisions["share_prefix"]["value"].endswith(" tokens")  # "<|im_start|>user\nWhat is" in every row
     assert decisions["compile"]["value"] is False and "s compile" in decisions["compile"]["reason"]
     assert decisions["gradient_checkpointing"]["value"] is False
     assert "GB available" in decisions["gradient_checkpointing"]["reason"]

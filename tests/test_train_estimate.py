@@ -1,13 +1,17 @@
 """The memory/time estimate: its parts scale the way the hardware does; the comparison reads right."""
 
+from dataclasses import replace
+
 import pytest
 
+from tunesmith.config import TrainConfig
 from tunesmith.train import estimate as est
+from tunesmith.train.batching import TrainData
 from tunesmith.train.decisions import Decision
 from tunesmith.train.estimate import ModelShape, Workload
 from tunesmith.train.hardware import Precision
 from tunesmith.train.loop import FitResult
-from tunesmith.train.planning import comparison_table, measured
+from tunesmith.train.planning import comparison_table, measured, workload
 from tunesmith.train.speeds import Speeds
 
 SMOLLM = ModelShape(layers=30, hidden=576, intermediate=1536, heads=9, kv_heads=3, vocab=49152)
@@ -128,3 +132,23 @@ def test_a_gpu_plan_counts_the_weights_it_has_not_moved_there_yet(monkeypatch):
         return ResourcePlan(SMOLLM, _work(), TrainConfig(), LORA_BF16, device, SPEEDS).estimate_for(model)
 
     assert peak("cuda").peak_memory_gb - peak("cpu").peak_memory_gb == pytest.approx(weights / 1e9)
+
+
+def test_a_shared_prefix_is_counted_once_per_micro_batch(monkeypatch):
+    plain = _estimate(monkeypatch, _work(640))
+    shared = _estimate(monkeypatch, replace(_work(640), shared_prefix=20, computed_tokens_per_step=640 - 7 * 20))
+    assert shared.token_s == pytest.approx(plain.token_s * 500 / 640)  # tokens counted, 500 of them computed
+    assert shared.step_fixed_s == plain.step_fixed_s
+    assert shared.tokens_per_s == pytest.approx(640 / shared.step_time_s) and shared.tokens_per_s > plain.tokens_per_s
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_the_workload_finds_the_prefix_every_row_shares(share):
+    prefix = list(range(5, 15))  # 10 tokens, untrained in every row
+    rows = [{"input_ids": prefix + [20 + i] * (4 + i % 3), "labels": [-100] * 11 + [20 + i] * (3 + i % 3)}
+            for i in range(16)]
+    data = TrainData.from_rows(rows)
+    work = workload(data, TrainConfig(batch_size=8, share_prefix=share), world=1, rank=0)
+    assert work.shared_prefix == (10 if share else 0)
+    assert work.computed == work.tokens_per_step - (7 * 10 if share else 0)  # 8 rows per micro-batch, 1 per step
+    assert work.largest_micro_tokens == 8 * work.largest_micro_width - (70 if share else 0)

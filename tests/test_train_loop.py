@@ -206,3 +206,14 @@ def test_compiled_layers_and_loss_train_to_the_same_losses_and_keep_parameter_na
     (eager, eager_names), (compiled, compiled_names) = _with_and_without(tmp_path, compile_all, steps=4, compiled=True)
     assert eager == pytest.approx(compiled, rel=1e-4)
     assert eager_names == compiled_names
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_the_first_layer_runs_eagerly_where_its_input_needs_no_gradient(method):
+    from tunesmith.train.methods import causal_lm, compile_layers
+
+    model, _ = trainable_model(method, FP32)
+    assert compile_layers(model)
+    compiled = [layer._compiled_call_impl is not None for layer in causal_lm(model).get_decoder().layers]
+    # LoRA: frozen embeddings, so layer 0's input has no gradient (a graph of its own); full: all alike
+    assert compiled == ([False, True] if method == "lora" else [True, True])

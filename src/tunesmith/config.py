@@ -132,6 +132,11 @@ class TrainConfig(Section):
         True, description="One matrix product per layer for q/k/v and one for gate/up (LoRA A matrices likewise); "
         "the same numbers as separate products with fewer operations (bench/README.md has what it measured)."
     )
+    share_prefix: bool = Field(
+        True, description="Run the leading tokens that every row of a micro-batch shares and trains none of (a chat "
+        "template's system prompt) once per micro-batch instead of once per row; the same loss and gradients. "
+        "Not for packed rows (data.packing).",
+    )
     attention: Literal["auto", "sdpa", "eager", "short_rows"] = Field(
         "auto",
         description="Attention kernel. 'auto': SDPA, and on a CPU tunesmith's short-row kernel (SDPA's fused "

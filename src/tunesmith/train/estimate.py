@@ -73,6 +73,12 @@ class Workload:
     trained_fraction: float  # share of positions whose next token is trained
     steps_per_epoch: int
     micro_per_step: float = 1.0  # forward/backward passes per optimizer step (this process)
+    shared_prefix: int = 0  # leading tokens every row shares, run once per micro-batch (train.share_prefix)
+    computed_tokens_per_step: float | None = None  # tokens_per_step less the shared prefixes' repeats
+
+    @property
+    def computed(self) -> float:
+        return self.tokens_per_step if self.computed_tokens_per_step is None else self.computed_tokens_per_step
 
 
 @dataclass
@@ -131,6 +137,7 @@ def estimate(
         fixed += FULL_BYTES_PER_PARAM * total / elementwise
     if compiled:
         fixed, per_token = fixed * COMPILED_STEP, per_token * COMPILED_STEP
+    per_token *= work.computed / work.tokens_per_step  # a shared prefix runs once per micro-batch
     step = fixed + work.tokens_per_step * per_token
     return Estimate(
         trainable_params=trainable,

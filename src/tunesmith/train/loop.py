@@ -227,7 +227,8 @@ def _evaluate(
     objective.eval()
     inner = cluster.unwrap(objective)
     stats = inner.take_stats() if isinstance(inner, PreferenceObjective) else None
-    value = eval_loss(objective, eval_data.rows, settings.batch_size * 2, pad_id, cluster, autocast)
+    with torch.compiler.set_stance("force_eager"):  # compiling a no-gradient graph costs more than it saves here
+        value = eval_loss(objective, eval_data.rows, settings.batch_size * 2, pad_id, cluster, autocast)
     generated = _probe(objective, probe, cluster, autocast) if probe is not None else None
     objective.train()
     extra = {}

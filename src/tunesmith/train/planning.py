@@ -26,6 +26,7 @@ from tunesmith.train.estimate import COMPILED_STEP, Estimate, ModelShape, Worklo
 from tunesmith.train.hardware import Precision
 from tunesmith.train.loop import FitResult
 from tunesmith.train.objective import fused_head_supported
+from tunesmith.train.shared_prefix import MIN_SHARED, common_prefix
 from tunesmith.train.speeds import Speeds, hardware_speeds
 
 MEMORY_HEADROOM = 0.9  # gradient checkpointing goes on when the estimate needs more of the available memory
@@ -140,6 +141,7 @@ def plan_resources(
     decisions["attention"] = attention_decision(
         settings.attention, settings.short_rows_max_width, device, work.largest_micro_width
     )
+    decisions["share_prefix"] = share_prefix_decision(settings, work.shared_prefix)
     return ResourcePlan(shape, work, settings, precision, device, speeds, decisions=decisions)
 
 
@@ -150,15 +152,45 @@ def workload(data: TrainData, settings: TrainConfig, world: int, rank: int) -> W
     widest = max(splits[0], key=lambda micro: len(micro) * max(data.lengths[r] for r in micro))
     width = max(data.lengths[r] for r in widest)
     tokens = sum(data.lengths)
+    shared = prefix_shared(data, settings)
+
+    def computed(micro: list[int]) -> int:  # the micro-batch's tokens, its shared prefix counted once
+        return sum(data.lengths[r] for r in micro) - shared * (len(micro) - 1)
+
     return Workload(
-        largest_micro_tokens=len(widest) * width,
+        largest_micro_tokens=len(widest) * width - shared * (len(widest) - 1),
         largest_micro_width=width,
         tokens_per_step=statistics.fmean(sum(data.lengths[r] for r in b) for b in batches) / world,
+        shared_prefix=shared,
+        computed_tokens_per_step=statistics.fmean(sum(map(computed, s)) for s in splits),
         mean_length=tokens / len(data.lengths),
         trained_fraction=sum(data.targets) / max(1, tokens),
         steps_per_epoch=len(batches),
         micro_per_step=statistics.fmean(len(s) for s in splits),
     )
+
+
+def prefix_shared(data: TrainData, settings: TrainConfig) -> int:
+    """Leading tokens every row shares and trains none of, run once per micro-batch (train.share_prefix);
+    0 where sharing is off or does not apply (preference pairs, packed rows)."""
+    if not settings.share_prefix or settings.attention == "eager" or settings.objective != "sft" or data.preference:
+        return 0
+    if data.rows and "position_ids" in data.rows[0]:
+        return 0
+    return common_prefix(data.rows)
+
+
+def share_prefix_decision(settings: TrainConfig, shared: int) -> Decision:
+    """train.share_prefix, and how many tokens it saves per row."""
+    if not settings.share_prefix:
+        return Decision(False, "config", "train.share_prefix is false")
+    if settings.attention == "eager":
+        return Decision(False, "auto", "train.attention is eager; a shared prefix runs with sdpa or short_rows")
+    if not shared:
+        return Decision(False, "auto", f"the rows share fewer than {MIN_SHARED} untrained leading tokens, or are "
+                                       "packed or preference pairs")
+    return Decision(f"{shared} tokens", "config", f"the {shared} tokens every row begins with run once per "
+                                                  "micro-batch (train.share_prefix)")
 
 
 def measured(est: Estimate, result: FitResult, device: str, world: int) -> dict:
