@@ -218,7 +218,7 @@ def whole_run(args, data: Path, work: Path) -> tuple[dict, str]:
                "rows": args.rows, "overrides": args.overrides, "wall_s": round(wall, 1), "timings": timings,
                "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2,
                "train_steps": info.get("steps"), "compiled": info["estimate"]["compiled"],
-               "estimated_peak_gb": info["estimate"]["estimated"]["peak_memory_gb"], "train_speed": speed}  # fmt: skip
+               "estimated_peak_gb": info["estimate"]["peak_memory_gb"], "train_speed": speed}  # fmt: skip
     lines = [f"load before: {load_before}", f"load after:  {summary['load_after']}", "",
              f"`tunesmith run` on {args.rows} rows ({' '.join(args.overrides) or 'all defaults'}): "
              f"{wall / 60:.1f} min in all (target <= 15 min: {'met' if wall <= 900 else 'NOT met'}), "

@@ -25,7 +25,9 @@ process, so memory figures do not mix:
 - trl-best: trl_baseline.py --bf16 --padding-free --no-gradient-checkpointing (TRL's best on a CPU).
 Reported per side: trained tokens/s (tokens that are not padding, through forward and backward,
 per second of optimizer steps after the warm-up steps), median step time, peak RSS, MFU (model
-FLOPs per token x tokens/s over the bf16 matmul peak of bench/matmul_peak.py) and, for tunesmith
+FLOPs per token x tokens/s over the bf16 matmul peak of bench/matmul_peak.py; a shared prefix that
+tunesmith runs once per batch (train.share_prefix) still counts once per row, so on chat rows it is the
+work delivered rather than the hardware's utilisation) and, for tunesmith
 and trl, the held-out loss after training (bench/heldout_loss.py scores both the same way).
 The machine's load (`uptime`) before and after is printed and saved with the results.
 """

@@ -153,3 +153,20 @@ def test_a_failed_first_prep_leaves_no_run_directory(tmp_path, tiny_model_dir):
     with pytest.raises(TunesmithError, match="does not exist"):
         prepare(_config(run, tiny_model_dir, tmp_path / "missing.jsonl"))
     assert not run.exists()
+
+
+def test_compare_is_refused_while_another_process_writes_the_run(trained, tmp_path):
+    from tunesmith.evaluate.runner import compare
+
+    config, run = trained
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TunesmithError, match=r"in use by pid \d+ \(tunesmith train \(test holder\)\)"):
+            compare(config, models=("base",), progress=False, similarity=False)
+        assert not (run / "eval").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert "base" in compare(config, models=("base",), progress=False, similarity=False)

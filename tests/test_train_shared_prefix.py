@@ -126,3 +126,21 @@ def test_a_training_run_is_the_same_with_and_without_sharing(tmp_path, monkeypat
         losses.append([r["loss"] for r in log if "loss" in r])
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert len(calls) == 4 and min(calls) >= 8  # every step of the sharing run shared its prefix
+
+
+def test_a_sliding_window_model_shares_only_batches_within_its_window(monkeypatch):
+    calls = []
+
+    def counted(*args):
+        calls.append(args[2])
+        return decode_with_shared_prefix(*args)
+
+    monkeypatch.setattr(objective, "decode_with_shared_prefix", counted)
+    model = _lora_model()
+    ids, labels = _batch()  # 26 tokens wide
+    methods.causal_lm(model).config.sliding_window = 16
+    Objective(model, "cpu", share_prefix=True)(ids, labels)  # unshared: the mask would ignore the window
+    assert calls == []
+    methods.causal_lm(model).config.sliding_window = 64
+    Objective(model, "cpu", share_prefix=True)(ids, labels)
+    assert calls == [12]

@@ -38,7 +38,7 @@ from tunesmith.evaluate.outputs import write_jsonl, write_outputs
 from tunesmith.evaluate.preference import pair_margins, pair_rows, preference_metrics
 from tunesmith.evaluate.progress import Progress
 from tunesmith.evaluate.setup import eval_policy, generation_info, load_model_for_eval, maybe_similarity
-from tunesmith.runs import RunDir
+from tunesmith.runs import RunDir, writing
 
 MODELS = ("base", "few_shot", "tuned")
 
@@ -86,6 +86,13 @@ def _compare(config: Config, models: tuple[str, ...], progress: bool, similarity
     unknown = [name for name in models if name not in MODELS]
     if unknown:
         raise TunesmithError(f"compare: unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    # one writer: a training run writing the adapter, or another compare writing eval/, refuses this one
+    with writing(Path(config.run_dir), "tunesmith eval" if keep_previous else "tunesmith compare"):
+        return _compare_locked(config, models, progress, similarity, keep_previous)
+
+
+def _compare_locked(config: Config, models: tuple[str, ...], progress: bool, similarity: bool | None,
+                    keep_previous: bool) -> dict:
     run = RunDir(Path(config.run_dir))
     choices = load_choices(config.eval.choices_path) if config.eval.choices_path else None  # fail early
     judge = client_from_config(config.eval.judge, run.eval) if config.eval.judge else None

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from tunesmith.precision import bf16_native
 from tunesmith.train.attention import SHORT_ROW_KERNEL, attention_for, kernel_choice
 from tunesmith.train.hardware import Precision
+from tunesmith.train.shared_prefix import MIN_SHARED
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,16 @@ def fused_decision(settings, groups: int) -> Decision:
     return Decision(f"{groups} groups" if groups else False, "config",
                     "q/k/v and gate/up as one product each (train.fuse_projections)" if groups
                     else "no q/k/v or gate/up group of plain linear layers in this model")
+
+
+def share_prefix_decision(settings, shared: int) -> Decision:
+    """train.share_prefix, and how many tokens it saves per row."""
+    if not settings.share_prefix:
+        return Decision(False, "config", "train.share_prefix is false")
+    if settings.attention == "eager":
+        return Decision(False, "auto", "train.attention is eager; a shared prefix runs with sdpa or short_rows")
+    if not shared:
+        return Decision(False, "auto", f"the rows share fewer than {MIN_SHARED} untrained leading tokens, or are "
+                                       "packed or preference pairs")
+    return Decision(f"{shared} tokens", "config", f"the {shared} tokens every row begins with run once per "
+                                                  "micro-batch (train.share_prefix)")

@@ -27,7 +27,7 @@ ALLOCATOR_OVERHEAD = 1.6  # what glibc's heap holds beyond the tensors the backw
 ELEMENTWISE_PASSES = 50  # effective passes over the kept activations per step (fwd + bwd, all small ops)
 LAYER_OVERHEAD = 0.52  # GB of element-wise traffic that costs as much as one layer's fixed per-pass work
 DROPOUT_PASSES = 62  # element-wise passes' worth of work per LoRA dropout element (random bits are dear)
-COMPILED_STEP = 0.76  # step time with torch.compile'd layers over eager (fused element-wise work)
+COMPILED_STEP = 0.85  # step time with torch.compile'd layers over eager (fused element-wise work; bench/README.md)
 FULL_BYTES_PER_PARAM = 250  # full fine-tuning: weight casts, weight gradients, AdamW, clipping, per parameter
 
 

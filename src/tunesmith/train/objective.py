@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.fx.experimental._config as fx_config
 from torch import nn
@@ -36,6 +38,8 @@ class Objective(nn.Module):
         self.fused = fused_head_supported(lm)
         self.compiled_loss = compiled_loss  # the fused head's per-block softmax as one compiled kernel
         self.share_prefix = share_prefix and self.fused  # rows' common untrained prefix run once (shared_prefix.py)
+        # the shared-prefix mask is plainly causal: wider batches of a sliding-window model run unshared
+        self.window = getattr(lm.config, "sliding_window", None) or sys.maxsize
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None):
         # compiled layers see sizes as symbols; "duck" sizing would give a length that happens to equal the
@@ -48,7 +52,7 @@ class Objective(nn.Module):
         shared = 0
         if self.device is not None:
             kernel = self.kernel_for(input_ids.shape[1])
-            if self.share_prefix and position_ids is None and kernel in KERNELS:
+            if self.share_prefix and position_ids is None and kernel in KERNELS and input_ids.shape[1] <= self.window:
                 shared = shared_prefix(input_ids, labels)
             use_attention(lm, KERNELS[kernel] if shared else kernel)
         if self.fused:

@@ -21,16 +21,17 @@ from tunesmith.train.decisions import (
     chosen,
     loss_head_decision,
     precision_decisions,
+    share_prefix_decision,
 )
 from tunesmith.train.estimate import COMPILED_STEP, Estimate, ModelShape, Workload, estimate, peak_memory_bytes
 from tunesmith.train.hardware import Precision
 from tunesmith.train.loop import FitResult
 from tunesmith.train.objective import fused_head_supported
-from tunesmith.train.shared_prefix import MIN_SHARED, common_prefix
+from tunesmith.train.shared_prefix import common_prefix
 from tunesmith.train.speeds import Speeds, hardware_speeds
 
 MEMORY_HEADROOM = 0.9  # gradient checkpointing goes on when the estimate needs more of the available memory
-COMPILE_COST_S = 40.0  # compiling every layer, forward and backward, on the embedded model (bench/README.md)
+COMPILE_COST_S = 60.0  # compiling the layers, forward and backward, with an empty inductor cache (bench/README.md)
 
 
 @dataclass
@@ -178,19 +179,6 @@ def prefix_shared(data: TrainData, settings: TrainConfig) -> int:
     if data.rows and "position_ids" in data.rows[0]:
         return 0
     return common_prefix(data.rows)
-
-
-def share_prefix_decision(settings: TrainConfig, shared: int) -> Decision:
-    """train.share_prefix, and how many tokens it saves per row."""
-    if not settings.share_prefix:
-        return Decision(False, "config", "train.share_prefix is false")
-    if settings.attention == "eager":
-        return Decision(False, "auto", "train.attention is eager; a shared prefix runs with sdpa or short_rows")
-    if not shared:
-        return Decision(False, "auto", f"the rows share fewer than {MIN_SHARED} untrained leading tokens, or are "
-                                       "packed or preference pairs")
-    return Decision(f"{shared} tokens", "config", f"the {shared} tokens every row begins with run once per "
-                                                  "micro-batch (train.share_prefix)")
 
 
 def measured(est: Estimate, result: FitResult, device: str, world: int) -> dict:
