@@ -22,14 +22,11 @@ fp32 the two paths agree to 4e-5 nats per choice and both score 0.56 (`--dtype f
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
-from pathlib import Path
 from unittest import mock
 
-import torch
+import eval_report
 
 from tunesmith.data.templates import resolve_template
 from tunesmith.evaluate import choice
@@ -79,21 +76,18 @@ def main() -> None:
     table = [{"path": name, "seconds": round(statistics.median(seconds[name]), 2),
               "accuracy": results[name]["accuracy"], "accuracy_norm": results[name]["accuracy_norm"]}
              for name in PATHS]  # fmt: skip
-    load = os.getloadavg()
     print(f"{args.model}, {policy.dtype}: {len(rows)} general-knowledge questions, "
           f"{sum(len(r.choices) for r in rows)} choices, batch {args.batch_size}, median of {args.repeats}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load[0]:.2f}\n")
-    print("| path | seconds | accuracy | accuracy_norm |\n|---|---:|---:|---:|")
-    for r in table:
-        print(f"| {r['path']} | {r['seconds']} | {r['accuracy']:.3f} | {r['accuracy_norm']:.3f} |")
+          f"{eval_report.machine()}\n")
+    print(eval_report.markdown(["path", "seconds>", "accuracy>", "accuracy_norm>"],
+                               [[r["path"], r["seconds"], f"{r['accuracy']:.3f}", f"{r['accuracy_norm']:.3f}"]
+                                for r in table]))
     speedup = table[0]["seconds"] / table[1]["seconds"]
     print(f"\nspeed-up {speedup:.2f}x; same raw pick on {same}/{len(rows)} questions; "
           f"largest log-likelihood difference {gap:.4f}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    report = {"model": args.model, "dtype": policy.dtype, "questions": len(rows), "batch_size": args.batch_size,
-              "paths": table, "same_pick": same, "max_logprob_difference": gap, "load_average": load[0]}
-    (out / "eval_choices.json").write_text(json.dumps(report, indent=2) + "\n")
+    eval_report.save("eval_choices", {"model": args.model, "dtype": policy.dtype, "questions": len(rows),
+                                      "batch_size": args.batch_size, "paths": table, "same_pick": same,
+                                      "max_logprob_difference": gap, "machine": eval_report.machine()})
 
 
 if __name__ == "__main__":

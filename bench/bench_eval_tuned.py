@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+import eval_report
 import torch
 
 from tunesmith.data.tokenize import encode_prompt
@@ -99,16 +99,13 @@ def main() -> None:
         seconds = time.perf_counter() - started
         results.append({"method": method, "model": name, "dtype": loaded.policy.dtype, "tokens": tokens,
                         "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1)})
-    load = os.getloadavg()
     print(f"{args.run_dir}: {args.examples} FAQ questions, greedy, max_new_tokens {args.max_new_tokens}, "
-          f"batch {args.batch_size}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {load[0]:.2f}{', EOS ignored (fixed length)' if args.fixed_length else ''}\n")
-    print("| method | model | dtype | generated tokens | seconds | tok/s |\n|---|---|---|---:|---:|---:|")
-    for r in results:
-        print(f"| {r['method']} | {r['model']} | {r['dtype']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} |")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "eval_tuned.json").write_text(json.dumps(results, indent=2) + "\n")
+          f"batch {args.batch_size}; {eval_report.machine()}"
+          f"{', EOS ignored (fixed length)' if args.fixed_length else ''}\n")
+    print(eval_report.markdown(["method", "model", "dtype", "generated tokens>", "seconds>", "tok/s>"],
+                               [[r["method"], r["model"], r["dtype"], r["tokens"], r["seconds"], r["tokens_per_s"]]
+                                for r in results]))
+    eval_report.save("eval_tuned", results)
 
 
 if __name__ == "__main__":
